@@ -1,0 +1,162 @@
+"""Intake's work for one consumed batch: triage, store, record rejections, announce.
+
+Everything that reaches intake ends in exactly one place: a stored contribution, a recorded
+rejection (malformed ones also dead-lettered with their original bytes), or a recognised
+replay of something already stored. Offsets are committed by the caller only after this
+returns, so a crash at any point replays the batch and every step here is idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.contribution_store import ContributionStore, StoreOutcome
+from crowdsft.adapters.mongo import Document
+from crowdsft.contracts import (
+    Event,
+    FeedbackAccepted,
+    FeedbackDeadLettered,
+    FeedbackRejected,
+    RejectionReason,
+    derive_event_id,
+    utc_now,
+)
+from crowdsft.contracts import topics as t
+from crowdsft.feedback import Malformed, Parsed, RawRecord, triage
+
+PRODUCER = "intake"
+
+# (topic, key, event) triples, published together before the batch is acknowledged.
+Announcement = tuple[str, str | None, Event]
+Publish = Callable[[Sequence[Announcement]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    stored: int
+    replayed: int
+    duplicates: int
+    malformed: int
+
+
+def _rejection(item: Parsed | Malformed, reason: RejectionReason, detail: str) -> FeedbackRejected:
+    event = item.event
+    return FeedbackRejected(
+        event_id=derive_event_id("feedback.rejected", item.record.position),
+        producer=PRODUCER,
+        submission_event_id=event.event_id if event else None,
+        campaign_id=event.campaign_id if event else None,
+        contributor_id=event.contributor_id if event else None,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def _dead_letter(item: Malformed) -> FeedbackDeadLettered:
+    record = item.record
+    return FeedbackDeadLettered(
+        event_id=derive_event_id("feedback.dead_lettered", record.position),
+        producer=PRODUCER,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        reason=item.reason,
+        detail=item.detail,
+        original_key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        original_value_b64=base64.b64encode(record.value).decode(),
+    )
+
+
+def _accepted(item: Parsed) -> FeedbackAccepted:
+    event = item.event
+    return FeedbackAccepted(
+        event_id=derive_event_id("feedback.accepted", event.event_id),
+        producer=PRODUCER,
+        campaign_id=event.campaign_id,
+        contribution_id=event.event_id,
+        contributor_id=event.contributor_id,
+        content_hash=item.content_hash,
+    )
+
+
+def _rejection_document(rejection: FeedbackRejected, position: str) -> Document:
+    return {
+        "_id": rejection.event_id,
+        "source": position,
+        "reason": rejection.reason.value,
+        "detail": rejection.detail,
+        "submission_event_id": rejection.submission_event_id,
+        "campaign_id": rejection.campaign_id,
+        "contributor_id": rejection.contributor_id,
+        "duplicate_of": rejection.duplicate_of,
+        "recorded_at": rejection.occurred_at,
+    }
+
+
+class IntakeHandler:
+    def __init__(
+        self, contributions: ContributionStore, campaigns: CampaignStore, publish: Publish
+    ) -> None:
+        self._contributions = contributions
+        self._campaigns = campaigns
+        self._publish = publish
+
+    async def _split_unknown_campaigns(
+        self, parsed: list[Parsed]
+    ) -> tuple[list[Parsed], list[Malformed]]:
+        known = await self._campaigns.known({item.event.campaign_id for item in parsed})
+        valid = [item for item in parsed if item.event.campaign_id in known]
+        unknown = [
+            Malformed(
+                item.record,
+                RejectionReason.UNKNOWN_CAMPAIGN,
+                f"campaign {item.event.campaign_id!r} does not exist",
+                item.event,
+            )
+            for item in parsed
+            if item.event.campaign_id not in known
+        ]
+        return valid, unknown
+
+    async def handle(self, records: list[RawRecord]) -> BatchReport:
+        parsed, malformed = triage(records)
+        valid, unknown = await self._split_unknown_campaigns(parsed)
+        malformed += unknown
+        outcome = await self._contributions.store(valid, stored_at=utc_now())
+        rejected = self._rejections(malformed, outcome)
+        await self._contributions.record_rejections(
+            [_rejection_document(rejection, position) for rejection, position in rejected]
+        )
+        announcements: list[Announcement] = [
+            (t.FEEDBACK_ACCEPTED, item.event.campaign_id, _accepted(item))
+            for item in outcome.stored + outcome.replayed
+        ]
+        announcements += [(t.FEEDBACK_REJECTED, None, rejection) for rejection, _ in rejected]
+        announcements += [(t.FEEDBACK_DLQ, None, _dead_letter(item)) for item in malformed]
+        await self._publish(announcements)
+        return BatchReport(
+            stored=len(outcome.stored),
+            replayed=len(outcome.replayed),
+            duplicates=len(outcome.duplicates),
+            malformed=len(malformed),
+        )
+
+    @staticmethod
+    def _rejections(
+        malformed: list[Malformed], outcome: StoreOutcome
+    ) -> list[tuple[FeedbackRejected, str]]:
+        rejected = [(_rejection(m, m.reason, m.detail), m.record.position) for m in malformed]
+        for item, original in outcome.duplicates:
+            rejection = _rejection(
+                item, RejectionReason.DUPLICATE_CONTENT, f"same content as {original}"
+            ).model_copy(update={"duplicate_of": original})
+            rejected.append((rejection, item.record.position))
+        for item in outcome.reused_ids:
+            detail = f"event_id {item.event.event_id} was already used for other content"
+            rejected.append(
+                (_rejection(item, RejectionReason.INVALID_FIELDS, detail), item.record.position)
+            )
+        return rejected

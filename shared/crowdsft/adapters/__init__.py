@@ -1,0 +1,1 @@
+"""Adapters at the edges: Kafka, MongoDB (and later Ray). Domain code never imports these."""

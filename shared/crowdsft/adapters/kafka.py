@@ -1,0 +1,107 @@
+"""Kafka wiring: one broker factory, consumer tuning and topic creation, all from settings.
+
+Nothing here knows whether it talks to Tansu or Apache Kafka. Producers are plain (no
+idempotence or transactions: Tansu lacks both), so consumers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from crowdsft.contracts.topics import TOPIC_EVENTS
+from crowdsft.settings import Settings
+
+DEFAULT_PARTITIONS = 3
+
+
+def security(settings: Settings) -> BaseSecurity | None:
+    """SASL credentials come only from configuration, never from code or defaults."""
+    if settings.kafka_sasl_mechanism is None:
+        return None
+    if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
+        raise ValueError("CROWDSFT_KAFKA_SASL_USERNAME and _PASSWORD are required with SASL")
+    username = settings.kafka_sasl_username
+    password = settings.kafka_sasl_password.get_secret_value()
+    use_ssl = settings.kafka_security_protocol == "SASL_SSL"
+    kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return kinds[settings.kafka_sasl_mechanism](username, password, use_ssl=use_ssl)
+
+
+def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        security=security(settings),
+        acks="all",
+        linger_ms=5,
+        **options,
+    )
+
+
+def consumer_tuning(settings: Settings) -> dict[str, Any]:
+    """Subscriber options every service shares: read from the start, commit by hand."""
+    return {
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+    }
+
+
+def _admin_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap}
+    if settings.kafka_sasl_mechanism is not None and settings.kafka_sasl_password is not None:
+        options.update(
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
+async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create every crowdsft topic that is missing; safe to run from every service."""
+    admin = AIOKafkaAdminClient(**_admin_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in TOPIC_EVENTS if name not in existing]
+        for name in missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+def announcer(
+    broker: KafkaBroker,
+) -> Callable[[Sequence[tuple[str, str | None, BaseModel]]], Awaitable[None]]:
+    """Publish many events at once and wait until the broker has every one of them.
+
+    Each send is queued without waiting (aiokafka batches them), then all are awaited
+    together: a caller that commits offsets afterwards never commits past an unsent event.
+    """
+
+    async def publish(announcements: Sequence[tuple[str, str | None, BaseModel]]) -> None:
+        pending = [
+            await broker.publish(
+                event, topic, key=key.encode() if key is not None else None, no_confirm=True
+            )
+            for topic, key, event in announcements
+        ]
+        await asyncio.gather(*pending)
+
+    return publish

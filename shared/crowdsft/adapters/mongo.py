@@ -1,0 +1,73 @@
+"""MongoDB connection and the indexes that make every consumer idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crowdsft.settings import Settings
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+
+CONTRIBUTIONS = "contributions"
+REJECTIONS = "rejections"
+CAMPAIGNS = "campaigns"
+CONTRIBUTORS = "contributors"
+BALANCES = "balances"
+LEDGER = "ledger"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    CONTRIBUTIONS: [
+        # The hash covers campaign, contributor and normalised text, so this unique index
+        # stores the same demonstration from the same contributor in a campaign only once.
+        IndexModel([("content_hash", ASCENDING)], unique=True, name="one_per_content"),
+        IndexModel([("campaign_id", ASCENDING), ("stored_at", ASCENDING)], name="by_campaign"),
+        IndexModel([("contributor_id", ASCENDING)], name="by_contributor"),
+    ],
+    REJECTIONS: [IndexModel([("reason", ASCENDING)], name="by_reason")],
+    CONTRIBUTORS: [IndexModel([("token_hash", ASCENDING)], unique=True, name="by_token_hash")],
+    BALANCES: [
+        IndexModel(
+            [("campaign_id", ASCENDING), ("contributor_id", ASCENDING)],
+            unique=True,
+            name="one_per_campaign_contributor",
+        ),
+        IndexModel([("campaign_id", ASCENDING), ("points", DESCENDING)], name="leaderboard"),
+    ],
+    LEDGER: [
+        # A replayed round decision never pays twice.
+        IndexModel(
+            [
+                ("campaign_id", ASCENDING),
+                ("round_id", ASCENDING),
+                ("contributor_id", ASCENDING),
+                ("rule", ASCENDING),
+            ],
+            unique=True,
+            name="one_entry_per_round_rule",
+        ),
+        IndexModel([("contributor_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_contributor"),
+    ],
+    CAMPAIGNS: [],
+}
+
+
+def connect(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+
+
+def database(client: AsyncMongoClient[Document], settings: Settings) -> Database:
+    return client[settings.mongo_db]
+
+
+async def ensure_indexes(db: Database) -> None:
+    """Idempotent: every service calls it at start-up, so no deploy step can be forgotten."""
+    existing = set(await db.list_collection_names())
+    for name, indexes in INDEXES.items():
+        if name not in existing:
+            await db.create_collection(name)
+        if indexes:
+            await db[name].create_indexes(indexes)

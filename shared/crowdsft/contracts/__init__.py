@@ -1,0 +1,43 @@
+"""Event contracts shared by every service: pydantic v2 models and the topic map."""
+
+from crowdsft.contracts.envelope import Event, derive_event_id, new_event_id, utc_now
+from crowdsft.contracts.feedback import (
+    FeedbackAccepted,
+    FeedbackDeadLettered,
+    FeedbackRejected,
+    FeedbackSubmitted,
+    RejectionReason,
+)
+from crowdsft.contracts.rewards import PointAward, PointsAwarded, ShapleyComputed, ShapleyValue
+from crowdsft.contracts.rounds import (
+    CandidateEvaluated,
+    CandidateTrained,
+    GroupAssignment,
+    RoundDecided,
+    RoundOpened,
+    TrainingRequested,
+)
+from crowdsft.contracts.topics import TOPIC_EVENTS
+
+__all__ = [
+    "TOPIC_EVENTS",
+    "CandidateEvaluated",
+    "CandidateTrained",
+    "Event",
+    "FeedbackAccepted",
+    "FeedbackDeadLettered",
+    "FeedbackRejected",
+    "FeedbackSubmitted",
+    "GroupAssignment",
+    "PointAward",
+    "PointsAwarded",
+    "RejectionReason",
+    "RoundDecided",
+    "RoundOpened",
+    "ShapleyComputed",
+    "ShapleyValue",
+    "TrainingRequested",
+    "derive_event_id",
+    "new_event_id",
+    "utc_now",
+]

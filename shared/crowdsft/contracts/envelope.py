@@ -1,0 +1,46 @@
+"""The envelope every event carries, and deterministic ids for at-least-once delivery."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# Namespace for uuid5 ids: the same inputs give the same id in every process, so a replayed
+# or re-derived event is recognised and stored once.
+CROWDSFT_NAMESPACE = uuid.UUID("5b0f8f0e-6a3c-4c55-9d0e-2b9b5ad3c7a1")
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
+
+
+def derive_event_id(*parts: object) -> str:
+    """A stable id for an event derived from others (replays produce the same id)."""
+    return str(uuid.uuid5(CROWDSFT_NAMESPACE, "\x1f".join(str(part) for part in parts)))
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event: immutable, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=64, description="Unique id; dedup key.")
+    schema_version: int = Field(1, ge=1, description="Bumped on breaking changes.")
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    producer: str = Field(min_length=1, max_length=64, description="Service or client name.")
+
+
+class CampaignEvent(Event):
+    campaign_id: str = Field(pattern=ID_PATTERN)
+
+
+class RoundEvent(CampaignEvent):
+    round_id: str = Field(pattern=ID_PATTERN)

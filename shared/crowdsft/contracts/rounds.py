@@ -1,0 +1,70 @@
+"""Round events: selection opens a round, training answers, selection decides."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crowdsft.contracts.envelope import RoundEvent
+
+
+class GroupAssignment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_index: int = Field(ge=0)
+    contributor_ids: list[str]
+
+
+class RoundOpened(RoundEvent):
+    """Selection grouped the crowd for a round, starting from the current base model."""
+
+    event_type: Literal["round.opened"] = "round.opened"
+    round_index: int = Field(ge=0)
+    base_model_id: str
+    groups: list[GroupAssignment]
+
+
+class TrainingRequested(RoundEvent):
+    """One group's candidate must be trained from the base on the group's contributions."""
+
+    event_type: Literal["training.requested"] = "training.requested"
+    group_index: int = Field(ge=0)
+    base_model_id: str
+    backend: str
+    contributor_ids: list[str]
+    contribution_ids: list[str]
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class CandidateTrained(RoundEvent):
+    """A training worker finished a group's candidate."""
+
+    event_type: Literal["candidate.trained"] = "candidate.trained"
+    group_index: int = Field(ge=0)
+    model_id: str
+    parent_model_id: str
+    artifact_ref: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class CandidateEvaluated(RoundEvent):
+    """The judge scored a candidate against the campaign's target (higher is better)."""
+
+    event_type: Literal["candidate.evaluated"] = "candidate.evaluated"
+    group_index: int = Field(ge=0)
+    model_id: str
+    score: float
+    distance: float | None = None
+
+
+class RoundDecided(RoundEvent):
+    """The tournament's outcome: ranking best first, and whether the model moved."""
+
+    event_type: Literal["round.decided"] = "round.decided"
+    round_index: int = Field(ge=0)
+    ranking: list[int] = Field(description="Group indices, best first, after judging error.")
+    winner_model_id: str | None
+    improved: bool
+    judging_error: bool = False
+    groups: list[GroupAssignment]

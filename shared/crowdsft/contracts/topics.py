@@ -1,0 +1,46 @@
+"""Topic names and which event each topic carries: the system's event map in one place."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from crowdsft.contracts.feedback import (
+    FeedbackAccepted,
+    FeedbackDeadLettered,
+    FeedbackRejected,
+    FeedbackSubmitted,
+)
+from crowdsft.contracts.rewards import PointsAwarded, ShapleyComputed
+from crowdsft.contracts.rounds import (
+    CandidateEvaluated,
+    CandidateTrained,
+    RoundDecided,
+    RoundOpened,
+    TrainingRequested,
+)
+
+FEEDBACK_SUBMITTED = "crowdsft.feedback.submitted"
+FEEDBACK_ACCEPTED = "crowdsft.feedback.accepted"
+FEEDBACK_REJECTED = "crowdsft.feedback.rejected"
+FEEDBACK_DLQ = "crowdsft.feedback.dlq"
+ROUND_OPENED = "crowdsft.round.opened"
+TRAINING_REQUESTED = "crowdsft.training.requested"
+CANDIDATE_TRAINED = "crowdsft.candidate.trained"
+CANDIDATE_EVALUATED = "crowdsft.candidate.evaluated"
+ROUND_DECIDED = "crowdsft.round.decided"
+POINTS_AWARDED = "crowdsft.points.awarded"
+SHAPLEY_COMPUTED = "crowdsft.shapley.computed"
+
+TOPIC_EVENTS: dict[str, type[BaseModel]] = {
+    FEEDBACK_SUBMITTED: FeedbackSubmitted,
+    FEEDBACK_ACCEPTED: FeedbackAccepted,
+    FEEDBACK_REJECTED: FeedbackRejected,
+    FEEDBACK_DLQ: FeedbackDeadLettered,
+    ROUND_OPENED: RoundOpened,
+    TRAINING_REQUESTED: TrainingRequested,
+    CANDIDATE_TRAINED: CandidateTrained,
+    CANDIDATE_EVALUATED: CandidateEvaluated,
+    ROUND_DECIDED: RoundDecided,
+    POINTS_AWARDED: PointsAwarded,
+    SHAPLEY_COMPUTED: ShapleyComputed,
+}

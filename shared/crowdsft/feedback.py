@@ -1,0 +1,117 @@
+"""Triage of raw feedback records: pure parsing, validation and content keys (no I/O).
+
+Intake keeps every record it cannot use, with the reason, so nothing sent is ever lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from crowdsft.contracts import FeedbackSubmitted, RejectionReason
+from crowdsft.contracts.feedback import MAX_MESSAGE_BYTES
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One consumed Kafka record, reduced to what triage and the dead-letter queue need."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    record: RawRecord
+    reason: RejectionReason
+    detail: str
+    event: FeedbackSubmitted | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    record: RawRecord
+    event: FeedbackSubmitted
+    content_hash: str
+
+
+def _normalise(text: str | None) -> str:
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text or "")).strip()
+
+
+def content_hash(event: FeedbackSubmitted) -> str:
+    """Equal for the same demonstration resubmitted with different spacing or a new event id."""
+    fields = (event.campaign_id, event.contributor_id, event.prompt, event.response, event.correction)
+    joined = "\x1f".join(_normalise(field) for field in fields)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _describe(error: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()]
+    return "; ".join(parts)[:2_000]
+
+
+def parse_record(record: RawRecord) -> Parsed | Malformed:
+    if len(record.value) > MAX_MESSAGE_BYTES:
+        detail = f"message is {len(record.value)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+        return Malformed(record, RejectionReason.OVERSIZE, detail)
+    try:
+        payload = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Malformed(record, RejectionReason.BAD_JSON, f"not JSON: {exc}"[:2_000])
+    if not isinstance(payload, dict):
+        return Malformed(record, RejectionReason.BAD_JSON, "JSON value is not an object")
+    event_type = payload.get("event_type", "feedback.submitted")
+    if event_type != "feedback.submitted":
+        detail = f"event_type {str(event_type)[:100]!r} does not belong on this topic"
+        return Malformed(record, RejectionReason.UNKNOWN_EVENT_TYPE, detail)
+    try:
+        event = FeedbackSubmitted.model_validate(payload)
+    except ValidationError as exc:
+        return Malformed(record, RejectionReason.INVALID_FIELDS, _describe(exc))
+    return Parsed(record, event, content_hash(event))
+
+
+def triage(records: list[RawRecord]) -> tuple[list[Parsed], list[Malformed]]:
+    parsed: list[Parsed] = []
+    malformed: list[Malformed] = []
+    for record in records:
+        outcome = parse_record(record)
+        (parsed if isinstance(outcome, Parsed) else malformed).append(outcome)  # type: ignore[arg-type]
+    return parsed, malformed
+
+
+def first_of_each(items: list[Parsed]) -> tuple[list[Parsed], list[Parsed], list[tuple[Parsed, Parsed]]]:
+    """Split a batch into first sightings, event-id replays and content duplicates.
+
+    Returns (unique, replays, duplicates) where each duplicate is paired with its original.
+    """
+    by_id: dict[str, Parsed] = {}
+    by_content: dict[str, Parsed] = {}
+    unique: list[Parsed] = []
+    replays: list[Parsed] = []
+    duplicates: list[tuple[Parsed, Parsed]] = []
+    for item in items:
+        if item.event.event_id in by_id:
+            replays.append(item)
+        elif item.content_hash in by_content:
+            duplicates.append((item, by_content[item.content_hash]))
+        else:
+            by_id[item.event.event_id] = item
+            by_content[item.content_hash] = item
+            unique.append(item)
+    return unique, replays, duplicates

@@ -1,0 +1,45 @@
+"""Runtime settings, read from `CROWDSFT_*` environment variables (and `.run/env` locally).
+
+The same code talks to Tansu + SecantusDB on a laptop and to Apache Kafka + MongoDB in
+production: only these settings change. Settings are built at start-up, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROWDSFT_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # Apache Kafka's defaults are fine in production; Tansu joins groups in ~session/2,
+    # so the local stack writes small values into .run/env.
+    kafka_session_timeout_ms: int = Field(10_000, ge=500)
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=100)
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
+    mongo_db: str = "crowdsft"
+
+    intake_batch_max_records: int = Field(2_000, ge=1)
+    intake_batch_timeout_ms: int = Field(50, ge=1)
+
+    http_host: str = "127.0.0.1"
+    gateway_port: int = Field(8080, ge=0, le=65535)
+    balances_port: int = Field(8081, ge=0, le=65535)
+    gateway_rate_limit_per_minute: int = Field(60, ge=1)
+    gateway_rate_limit_burst: int = Field(10, ge=1)
+
+
+def load_settings() -> Settings:
+    """Environment first, then the env file the local stack wrote (`CROWDSFT_ENV_FILE`)."""
+    env_file = os.environ.get("CROWDSFT_ENV_FILE", ".run/env")
+    return Settings(_env_file=env_file if os.path.exists(env_file) else None)  # type: ignore[call-arg]

@@ -1,0 +1,4 @@
+import pytest
+
+# Shared check modules get pytest's assertion messages too.
+pytest.register_assert_rewrite("tests.integration.intake_checks")

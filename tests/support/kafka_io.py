@@ -1,0 +1,45 @@
+"""Raw Kafka access for tests: send exact bytes, read a topic back to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+async def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
+    """Every JSON record on the topic, read from the start until it stays quiet for idle_s."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while loop.time() - last < idle_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5_000)
+            for records in batches.values():
+                out.extend(json.loads(r.value) for r in records)
+                last = loop.time()
+    finally:
+        await consumer.stop()
+    return out
