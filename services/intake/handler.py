@@ -76,9 +76,9 @@ def _accepted(item: Parsed) -> FeedbackAccepted:
         event_id=derive_event_id("feedback.accepted", event.event_id),
         producer=PRODUCER,
         campaign_id=event.campaign_id,
-        contribution_id=event.event_id,
+        submission_event_id=event.event_id,
+        contribution_id=item.content_hash,
         contributor_id=event.contributor_id,
-        content_hash=item.content_hash,
     )
 
 

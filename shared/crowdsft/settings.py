@@ -42,4 +42,4 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Environment first, then the env file the local stack wrote (`CROWDSFT_ENV_FILE`)."""
     env_file = os.environ.get("CROWDSFT_ENV_FILE", ".run/env")
-    return Settings(_env_file=env_file if os.path.exists(env_file) else None)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file if os.path.exists(env_file) else None)

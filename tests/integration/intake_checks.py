@@ -26,7 +26,7 @@ async def wait_for_counts(db: Database, stored: int, rejected: int, timeout_s: f
 
 async def assert_reconciled(db: Database, bootstrap: str, corpus: Corpus) -> dict[str, Any]:
     """Exactly the valid unique feedback stored; every malformed record dead-lettered whole."""
-    stored_ids = {doc["_id"] async for doc in db[CONTRIBUTIONS].find({}, {"_id": 1})}
+    stored_ids = {doc["event_id"] async for doc in db[CONTRIBUTIONS].find({}, {"event_id": 1})}
     assert stored_ids == corpus.valid_ids
 
     reasons: dict[str, int] = {}
@@ -46,7 +46,7 @@ async def assert_reconciled(db: Database, bootstrap: str, corpus: Corpus) -> dic
         assert letter["reason"] == corpus.malformed[value].value
         assert letter["detail"]
 
-    accepted = {e["contribution_id"] for e in await read_topic(bootstrap, topics.FEEDBACK_ACCEPTED)}
+    accepted = {e["submission_event_id"] for e in await read_topic(bootstrap, topics.FEEDBACK_ACCEPTED)}
     assert accepted == corpus.valid_ids
     total = len(stored_ids) + len(corpus.malformed) + corpus.content_duplicates + corpus.replays
     assert total == len(corpus.records)

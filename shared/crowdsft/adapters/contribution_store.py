@@ -1,15 +1,25 @@
-"""Contributions in MongoDB: bulk, idempotent storage of triaged feedback."""
+"""Contributions in MongoDB: bulk, idempotent storage of triaged feedback.
+
+Two collections, each keyed only by `_id` (a secondary unique index cost SecantusDB over
+two thirds of its insert rate, measured with /work/main/bench/intake.py):
+- `submissions`, `_id` = event id: every submission seen, with its content hash, so an
+  event id is honoured once and never reused for other content;
+- `contributions`, `_id` = content hash (campaign, contributor, normalised text): the same
+  demonstration is stored once, whoever's event id reached it first owns it.
+Lookups happen only for the inserts that collide, so fresh data costs two bulk inserts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from crowdsft.adapters.mongo import CONTRIBUTIONS, REJECTIONS, Database, Document
-from crowdsft.feedback import Parsed, first_of_each
+from crowdsft.adapters.mongo import CONTRIBUTIONS, REJECTIONS, SUBMISSIONS, Database, Document
+from crowdsft.feedback import Parsed
 
 DUPLICATE_KEY = 11000
 
@@ -27,7 +37,8 @@ class StoreOutcome:
 def contribution_document(item: Parsed, stored_at: datetime) -> Document:
     event = item.event
     return {
-        "_id": event.event_id,
+        "_id": item.content_hash,
+        "event_id": event.event_id,
         "campaign_id": event.campaign_id,
         "contributor_id": event.contributor_id,
         "prompt": event.prompt,
@@ -38,92 +49,66 @@ def contribution_document(item: Parsed, stored_at: datetime) -> Document:
         "submitted_at": event.occurred_at,
         "stored_at": stored_at,
         "producer": event.producer,
-        "content_hash": item.content_hash,
         "source": item.record.position,
     }
 
 
+def submission_document(item: Parsed) -> Document:
+    return {"_id": item.event.event_id, "content_hash": item.content_hash}
+
+
+async def insert_new(collection: Any, docs: list[Document]) -> set[int]:
+    """Bulk insert; returns the indexes whose `_id` already existed (any other error raises)."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()
+
+
 class ContributionStore:
     def __init__(self, db: Database) -> None:
+        self._submissions = db[SUBMISSIONS]
         self._contributions = db[CONTRIBUTIONS]
         self._rejections = db[REJECTIONS]
 
-    async def _existing(self, items: list[Parsed]) -> tuple[dict[str, str], dict[str, str]]:
-        """Stored (id -> content hash) and (content hash -> id) for the batch's keys."""
-        ids = [item.event.event_id for item in items]
-        hashes = [item.content_hash for item in items]
-        query = {"$or": [{"_id": {"$in": ids}}, {"content_hash": {"$in": hashes}}]}
-        by_id: dict[str, str] = {}
-        by_hash: dict[str, str] = {}
-        async for doc in self._contributions.find(query, {"content_hash": 1}):
-            by_id[doc["_id"]] = doc["content_hash"]
-            by_hash[doc["content_hash"]] = doc["_id"]
-        return by_id, by_hash
-
-    def _classify(
-        self, item: Parsed, by_id: dict[str, str], by_hash: dict[str, str], outcome: StoreOutcome
-    ) -> bool:
-        """Sort an item already known to the store; False when it is new."""
-        stored_hash = by_id.get(item.event.event_id)
-        if stored_hash is not None:
-            if stored_hash == item.content_hash:
-                outcome.replayed.append(item)
-            else:
-                outcome.reused_ids.append(item)
-            return True
-        original = by_hash.get(item.content_hash)
-        if original is not None:
-            outcome.duplicates.append((item, original))
-            return True
-        return False
+    async def _field_of(self, collection: Any, ids: list[str], name: str) -> list[str]:
+        docs = await asyncio.gather(*(collection.find_one({"_id": i}, {name: 1}) for i in ids))
+        return [doc[name] for doc in docs]
 
     async def store(self, items: list[Parsed], stored_at: datetime) -> StoreOutcome:
         outcome = StoreOutcome()
-        if not items:
-            return outcome
-        # Known to the store first: a replay must stay a replay even when a same-content
-        # twin with a new event id precedes it in the batch.
-        by_id, by_hash = await self._existing(items)
-        unknown = [item for item in items if not self._classify(item, by_id, by_hash, outcome)]
-        fresh, batch_replays, batch_duplicates = first_of_each(unknown)
-        if fresh:
-            lost_races = await self._insert(fresh, stored_at)
-            won = [item for i, item in enumerate(fresh) if i not in lost_races]
-            outcome.stored.extend(won)
-            if lost_races:
-                # Another intake replica stored the same key between our read and our write.
-                racers = [fresh[i] for i in sorted(lost_races)]
-                by_id, by_hash = await self._existing(racers)
-                for item in racers:
-                    if not self._classify(item, by_id, by_hash, outcome):
-                        raise RuntimeError(f"insert of {item.event.event_id} failed without a key")
-        owner = {item.content_hash: item.event.event_id for item in outcome.stored}
-        owner.update({item.content_hash: item.event.event_id for item in outcome.replayed})
-        owner.update({item.content_hash: original for item, original in outcome.duplicates})
-        outcome.replayed.extend(batch_replays)
-        for item, first in batch_duplicates:
-            outcome.duplicates.append((item, owner.get(first.content_hash, first.event.event_id)))
+        seen = await insert_new(self._submissions, [submission_document(i) for i in items])
+        collided = [items[i] for i in sorted(seen)]
+        known_hashes = await self._field_of(
+            self._submissions, [i.event.event_id for i in collided], "content_hash"
+        )
+        reused = {
+            id(item) for item, known in zip(collided, known_hashes, strict=True)
+            if known != item.content_hash
+        }
+        outcome.reused_ids = [item for item in collided if id(item) in reused]
+        # A seen event id with the same content may still lack its contribution (a crash
+        # between the two inserts), so it goes on to the contribution insert like new ones.
+        candidates = [item for item in items if id(item) not in reused]
+        taken = await insert_new(
+            self._contributions, [contribution_document(i, stored_at) for i in candidates]
+        )
+        losers = [candidates[i] for i in sorted(taken)]
+        owners = await self._field_of(self._contributions, [i.content_hash for i in losers], "event_id")
+        for item, owner in zip(losers, owners, strict=True):
+            if owner == item.event.event_id:
+                outcome.replayed.append(item)
+            else:
+                outcome.duplicates.append((item, owner))
+        outcome.stored = [item for i, item in enumerate(candidates) if i not in taken]
         return outcome
-
-    async def _insert(self, fresh: list[Parsed], stored_at: datetime) -> set[int]:
-        """Insert in bulk; returns the indexes that lost a unique-key race."""
-        docs = [contribution_document(item, stored_at) for item in fresh]
-        try:
-            await self._contributions.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            return {int(error["index"]) for error in errors}
-        return set()
 
     async def record_rejections(self, rejections: list[Document]) -> None:
         """Keyed by the rejection's deterministic id, so a replayed batch records nothing new."""
-        if not rejections:
-            return
-        try:
-            await self._rejections.insert_many(rejections, ordered=False)
-        except BulkWriteError as exc:
-            errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
+        await insert_new(self._rejections, rejections)

@@ -13,6 +13,7 @@ Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 
 CONTRIBUTIONS = "contributions"
+SUBMISSIONS = "submissions"
 REJECTIONS = "rejections"
 CAMPAIGNS = "campaigns"
 CONTRIBUTORS = "contributors"
@@ -20,13 +21,9 @@ BALANCES = "balances"
 LEDGER = "ledger"
 
 INDEXES: dict[str, list[IndexModel]] = {
-    CONTRIBUTIONS: [
-        # The hash covers campaign, contributor and normalised text, so this unique index
-        # stores the same demonstration from the same contributor in a campaign only once.
-        IndexModel([("content_hash", ASCENDING)], unique=True, name="one_per_content"),
-        IndexModel([("campaign_id", ASCENDING), ("stored_at", ASCENDING)], name="by_campaign"),
-        IndexModel([("contributor_id", ASCENDING)], name="by_contributor"),
-    ],
+    # Keyed by content hash and event id through `_id` alone: see contribution_store.
+    CONTRIBUTIONS: [],
+    SUBMISSIONS: [],
     REJECTIONS: [IndexModel([("reason", ASCENDING)], name="by_reason")],
     CONTRIBUTORS: [IndexModel([("token_hash", ASCENDING)], unique=True, name="by_token_hash")],
     BALANCES: [

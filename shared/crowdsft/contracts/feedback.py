@@ -31,12 +31,12 @@ class FeedbackSubmitted(CampaignEvent):
 
 
 class FeedbackAccepted(CampaignEvent):
-    """Intake stored the submission as a contribution (id = the submission's event id)."""
+    """Intake stored the submission as a contribution (id = its content hash)."""
 
     event_type: Literal["feedback.accepted"] = "feedback.accepted"
+    submission_event_id: str
     contribution_id: str
     contributor_id: str
-    content_hash: str
 
 
 class RejectionReason(StrEnum):

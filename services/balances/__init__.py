@@ -1,0 +1,1 @@
+"""Balances API: points, ranks, the public leaderboard and each contributor's own ledger."""

@@ -1,0 +1,3 @@
+from services.balances.app import main
+
+main()

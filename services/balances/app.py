@@ -1,0 +1,158 @@
+"""Balances API: wiring only. Reads what scoring wrote; the leaderboard is public, a ledger
+is shown only to its own contributor."""
+
+# No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel
+from pymongo.errors import PyMongoError
+
+from crowdsft.adapters import mongo
+from crowdsft.adapters.balance_store import BalanceStore
+from crowdsft.adapters.contributor_store import ContributorStore
+from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.settings import Settings, load_settings
+from services.http_auth import CurrentContributor, contributor_store, require_self
+
+ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
+CampaignFilter = Annotated[
+    str | None, Query(alias="campaign", pattern=ID_PATTERN, description="Omit for all campaigns.")
+]
+
+
+class ContributorSummary(BaseModel):
+    contributor_id: str
+    campaign_id: str | None
+    balance: float
+    contributions: int
+    rank: int
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int
+    contributor_id: str
+    points: float
+
+
+class Leaderboard(BaseModel):
+    campaign_id: str | None
+    entries: list[LeaderboardEntry]
+
+
+class LedgerEntry(BaseModel):
+    campaign_id: str
+    round_id: str
+    rule: str
+    points: float
+    recorded_at: datetime
+
+
+class Ledger(BaseModel):
+    contributor_id: str
+    campaign_id: str | None
+    entries: list[LedgerEntry]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = mongo.connect(settings)
+        try:
+            db = mongo.database(client, settings)
+            # Balances and ledger exist with their unique indexes before anything scores.
+            await mongo.ensure_indexes(db)
+            app.state.db = db
+            app.state.contributors = ContributorStore(db)
+            app.state.balances = BalanceStore(db)
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
+
+    def balances(request: Request) -> BalanceStore:
+        store = request.app.state.balances
+        assert isinstance(store, BalanceStore)
+        return store
+
+    @app.get("/healthz", responses={503: {"description": "MongoDB does not answer."}})
+    async def healthz(request: Request) -> Health:
+        """Healthy only while MongoDB answers: every endpoint here needs it."""
+        try:
+            await request.app.state.db.command("ping")
+        except PyMongoError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "mongo unreachable") from exc
+        return Health(status="ok")
+
+    @app.get(
+        "/v1/contributors/{contributor_id}",
+        responses={404: {"description": "Never registered, paid or seen."}},
+    )
+    async def contributor(
+        request: Request, contributor_id: ContributorId, campaign: CampaignFilter = None
+    ) -> ContributorSummary:
+        """Balance, contribution count and rank (1 + contributors with strictly more points)."""
+        store = balances(request)
+        known = await contributor_store(request).exists(contributor_id)
+        if not known and not await store.has_activity(contributor_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown contributor")
+        count = await store.contribution_count(contributor_id, campaign)
+        points = await store.balance(contributor_id, campaign)
+        return ContributorSummary(
+            contributor_id=contributor_id,
+            campaign_id=campaign,
+            balance=points,
+            contributions=count,
+            rank=await store.rank(points, campaign),
+        )
+
+    @app.get("/v1/leaderboard")
+    async def leaderboard(
+        request: Request,
+        campaign: CampaignFilter = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    ) -> Leaderboard:
+        """Public: top contributors by points, ties share a rank and are ordered by id."""
+        standings = await balances(request).leaderboard(campaign, limit)
+        entries = [LeaderboardEntry(**vars(standing)) for standing in standings]
+        return Leaderboard(campaign_id=campaign, entries=entries)
+
+    @app.get(
+        "/v1/contributors/{contributor_id}/ledger",
+        responses={
+            401: {"description": "Missing or unknown bearer token."},
+            403: {"description": "The token belongs to another contributor."},
+        },
+    )
+    async def ledger(
+        request: Request,
+        contributor_id: ContributorId,
+        caller: CurrentContributor,
+        campaign: CampaignFilter = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Ledger:
+        """Newest first; only the contributor's own token may read it."""
+        require_self(caller, contributor_id)
+        entries = await balances(request).ledger(contributor_id, campaign, limit)
+        return Ledger(
+            contributor_id=contributor_id,
+            campaign_id=campaign,
+            entries=[LedgerEntry(**vars(entry)) for entry in entries],
+        )
+
+    return app
+
+
+def main() -> None:
+    settings = load_settings()
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.balances_port)

@@ -1,0 +1,1 @@
+"""HTTP gateway: authenticated, rate-limited feedback submission to Kafka."""

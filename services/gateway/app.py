@@ -1,0 +1,137 @@
+"""HTTP gateway: wiring only. Authenticates, rate-limits and publishes feedback to Kafka.
+
+Whether the campaign exists is intake's decision, made downstream; the gateway checks only
+who is submitting, how often, and that the event is well formed. The rate limit lives in
+this process: with several replicas, each enforces it separately.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from crowdsft.adapters import mongo
+from crowdsft.adapters.contributor_store import Contributor, ContributorStore
+from crowdsft.adapters.feedback_producer import FeedbackProducer
+from crowdsft.adapters.kafka import ensure_topics, make_broker
+from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
+from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.contracts.feedback import (
+    MAX_CORRECTION_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_PROMPT_CHARS,
+    MAX_RESPONSE_CHARS,
+    RATING_MAX,
+    RATING_MIN,
+)
+from crowdsft.ratelimit import RateLimiter
+from crowdsft.settings import Settings, load_settings
+from services.http_auth import CurrentContributor, require_self
+
+CLIENT_ID = "crowdsft-gateway"
+PRODUCER = "gateway"
+
+
+class FeedbackRequest(BaseModel):
+    """The same limits as `FeedbackSubmitted`, so the docs show them; the event re-checks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    campaign_id: str = Field(pattern=ID_PATTERN)
+    contributor_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="Defaults to the token's contributor."
+    )
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    response: str = Field(min_length=1, max_length=MAX_RESPONSE_CHARS)
+    rating: int | None = Field(None, ge=RATING_MIN, le=RATING_MAX)
+    correction: str | None = Field(None, min_length=1, max_length=MAX_CORRECTION_CHARS)
+    client_timestamp: AwareDatetime | None = Field(None, description="Defaults to now.")
+    event_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="Choose one to make retries safe; else a new uuid4."
+    )
+
+
+class FeedbackReceipt(BaseModel):
+    event_id: str
+
+
+def create_app(settings: Settings) -> FastAPI:
+    broker = make_broker(settings, client_id=CLIENT_ID)
+    producer = FeedbackProducer(broker)
+    limiter = RateLimiter(settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = mongo.connect(settings)
+        try:
+            db = mongo.database(client, settings)
+            await mongo.ensure_indexes(db)
+            await ensure_topics(settings)
+            app.state.contributors = ContributorStore(db)
+            await broker.start()
+            try:
+                yield
+            finally:
+                await broker.stop()
+        finally:
+            await client.close()
+
+    async def rate_limited(contributor: CurrentContributor) -> Contributor:
+        """Before body validation, so invalid requests count too; async so it runs on the
+        event loop, never in a thread pool that would race on the limiter's buckets."""
+        decision = limiter.acquire(contributor.contributor_id)
+        if not decision.allowed:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "rate limit exceeded",
+                headers={"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))},
+            )
+        return contributor
+
+    app = FastAPI(title="crowdsft gateway", version="1", lifespan=lifespan)
+
+    @app.post(
+        "/v1/feedback",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={
+            401: {"description": "Missing or unknown bearer token."},
+            403: {"description": "The token belongs to another contributor."},
+            413: {"description": "The event would exceed 64 KiB."},
+            429: {"description": "Rate limit exceeded; see Retry-After."},
+        },
+    )
+    async def submit_feedback(
+        body: FeedbackRequest, contributor: Annotated[Contributor, Depends(rate_limited)]
+    ) -> FeedbackReceipt:
+        """Publish to `crowdsft.feedback.submitted`; 202 because intake stores it later."""
+        contributor_id = body.contributor_id or contributor.contributor_id
+        require_self(contributor, contributor_id)
+        fields = body.model_dump(exclude={"event_id", "contributor_id", "client_timestamp"})
+        try:
+            event = FeedbackSubmitted(
+                **fields,
+                event_id=body.event_id or new_event_id(),
+                producer=PRODUCER,
+                contributor_id=contributor_id,
+                client_timestamp=body.client_timestamp or utc_now(),
+            )
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        if len(event.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "feedback exceeds 64 KiB")
+        [event_id] = await producer.submit([event])
+        return FeedbackReceipt(event_id=event_id)
+
+    return app
+
+
+def main() -> None:
+    settings = load_settings()
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.gateway_port)

@@ -1,0 +1,53 @@
+"""Bearer-token authentication shared by the HTTP services: one place decides who is asking."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crowdsft.adapters.contributor_store import Contributor, ContributorStore
+
+# auto_error=False: we answer 401 with WWW-Authenticate ourselves, for missing and wrong
+# tokens alike, so a caller cannot tell an unknown token from a malformed one.
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="The token `crowdsft contributor create` printed."
+)
+
+
+def contributor_store(request: Request) -> ContributorStore:
+    """The app's lifespan puts the store on `app.state.contributors`."""
+    store = request.app.state.contributors
+    assert isinstance(store, ContributorStore)
+    return store
+
+
+def unauthorized() -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or invalid bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def authenticated_contributor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Contributor:
+    """The contributor the bearer token belongs to; the token itself is never logged."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized()
+    contributor = await contributor_store(request).find_by_token(credentials.credentials)
+    if contributor is None:
+        raise unauthorized()
+    return contributor
+
+
+def require_self(contributor: Contributor, contributor_id: str) -> None:
+    """403: a valid token may act only in its own contributor's name."""
+    if contributor.contributor_id != contributor_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the token belongs to another contributor")
+
+
+CurrentContributor = Annotated[Contributor, Depends(authenticated_contributor)]

@@ -1,0 +1,65 @@
+"""Registered contributors: an id, a name and the hash of their bearer token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pymongo.errors import DuplicateKeyError
+
+from crowdsft.adapters.mongo import CONTRIBUTORS, Database, Document
+from crowdsft.auth import hash_token, looks_like_token, new_token
+
+
+class ContributorExists(Exception):
+    """The id is taken: tokens are never re-issued by creating a contributor again."""
+
+    def __init__(self, contributor_id: str) -> None:
+        super().__init__(f"contributor {contributor_id!r} already exists")
+        self.contributor_id = contributor_id
+
+
+@dataclass(frozen=True)
+class Contributor:
+    contributor_id: str
+    name: str
+    created_at: datetime
+
+
+def _contributor(doc: Document) -> Contributor:
+    return Contributor(doc["_id"], doc.get("name") or doc["_id"], doc["created_at"])
+
+
+class ContributorStore:
+    def __init__(self, db: Database) -> None:
+        self._contributors = db[CONTRIBUTORS]
+
+    async def register(
+        self, contributor_id: str, name: str | None = None
+    ) -> tuple[Contributor, str]:
+        """Store a new contributor; returns it with its token, which exists nowhere else."""
+        token = new_token()
+        doc: Document = {
+            "_id": contributor_id,
+            "name": name or contributor_id,
+            "token_hash": hash_token(token),
+            "created_at": datetime.now(UTC),
+        }
+        try:
+            await self._contributors.insert_one(doc)
+        except DuplicateKeyError as exc:
+            key = (exc.details or {}).get("keyPattern") or {}
+            if "token_hash" in key:
+                raise  # 256 random bits collided: not a user error, never hide it
+            raise ContributorExists(contributor_id) from exc
+        return _contributor(doc), token
+
+    async def find_by_token(self, token: str) -> Contributor | None:
+        """One lookup on the unique token_hash index; None for unknown or malformed tokens."""
+        if not looks_like_token(token):
+            return None
+        doc = await self._contributors.find_one({"token_hash": hash_token(token)})
+        return _contributor(doc) if doc is not None else None
+
+    async def exists(self, contributor_id: str) -> bool:
+        return await self._contributors.count_documents({"_id": contributor_id}, limit=1) > 0
