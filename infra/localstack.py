@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,10 +75,11 @@ def wait_for_mongo(uri: str) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
+            client: MongoClient[dict[str, object]]
             with MongoClient(uri, serverSelectionTimeoutMS=2000) as client:
                 client.admin.command("ping")
                 return
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:
             last_error = exc
             time.sleep(0.2)
     raise RuntimeError(f"MongoDB at {uri} not ready: {last_error}")
@@ -88,7 +90,7 @@ def spawn(run_dir: Path, name: str, argv: list[str], env: dict[str, str] | None 
     logs.mkdir(parents=True, exist_ok=True)
     (run_dir / "pids").mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+        proc = subprocess.Popen(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -133,8 +135,11 @@ def up(run_dir: Path) -> dict[str, str]:
             "memory://tansu/",
         ],
     )
+    # Tansu keeps topics and committed offsets in memory only, so the store starts empty too:
+    # a local stack is always one consistent, fresh world.
     mongo_dir = run_dir / "data" / "mongo"
-    mongo_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(mongo_dir, ignore_errors=True)
+    mongo_dir.mkdir(parents=True)
     mongo_pid = spawn(
         run_dir,
         "mongo",
@@ -168,13 +173,16 @@ def up(run_dir: Path) -> dict[str, str]:
         down(run_dir, quiet=True)
         raise
     (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    print(f"local stack up: kafka {env['CROWDSFT_KAFKA_BOOTSTRAP']}, mongo {env['CROWDSFT_MONGO_URI']}")
+    kafka, mongo = env["CROWDSFT_KAFKA_BOOTSTRAP"], env["CROWDSFT_MONGO_URI"]
+    print(f"local stack up: kafka {kafka}, mongo {mongo}")
     print(f"settings written to {run_dir / 'env'}")
     return env
 
 
 def read_env(run_dir: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (run_dir / "env").read_text().splitlines() if "=" in line)
+    pairs = (
+        line.split("=", 1) for line in (run_dir / "env").read_text().splitlines() if "=" in line
+    )
     return {key: value for key, value in pairs}
 
 
@@ -190,13 +198,16 @@ def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
 
 
 def down(run_dir: Path, quiet: bool = False) -> None:
+    """Stops every process with a PID file here: the stack and any service the demo started."""
     run_dir = run_dir.resolve()
-    for name in SERVICES:
-        pid = read_pid(run_dir, name)
+    pid_files = sorted((run_dir / "pids").glob("*.pid")) if (run_dir / "pids").exists() else []
+    # Services first, so none of them sees its broker or store vanish while it still runs.
+    for path in sorted(pid_files, key=lambda p: p.stem in SERVICES):
+        pid = read_pid(run_dir, path.stem)
         if pid is not None and pid_alive(pid):
             stop_pid(pid)
         with contextlib.suppress(FileNotFoundError):
-            (run_dir / "pids" / f"{name}.pid").unlink()
+            path.unlink()
     with contextlib.suppress(FileNotFoundError):
         (run_dir / "env").unlink()
     if not quiet:
@@ -204,7 +215,9 @@ def down(run_dir: Path, quiet: bool = False) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     args = parser.parse_args()

@@ -40,7 +40,8 @@ def create_app(settings: Settings) -> FastStream:
     async def close() -> None:
         await client.close()
 
-    @broker.subscriber(
+    # FastStream's overloaded subscriber() is typed loosely enough that mypy sees it as untyped.
+    @broker.subscriber(  # type: ignore[untyped-decorator]
         topics.FEEDBACK_SUBMITTED,
         batch=True,
         group_id=GROUP_ID,

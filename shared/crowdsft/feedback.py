@@ -55,13 +55,21 @@ def _normalise(text: str | None) -> str:
 
 def content_hash(event: FeedbackSubmitted) -> str:
     """Equal for the same demonstration resubmitted with different spacing or a new event id."""
-    fields = (event.campaign_id, event.contributor_id, event.prompt, event.response, event.correction)
+    fields = (
+        event.campaign_id,
+        event.contributor_id,
+        event.prompt,
+        event.response,
+        event.correction,
+    )
     joined = "\x1f".join(_normalise(field) for field in fields)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def _describe(error: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()
+    ]
     return "; ".join(parts)[:2_000]
 
 

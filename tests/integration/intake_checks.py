@@ -38,7 +38,9 @@ async def assert_reconciled(db: Database, bootstrap: str, corpus: Corpus) -> dic
         expected[reason.value] = expected.get(reason.value, 0) + 1
     assert reasons == expected
 
-    dead = {letter["event_id"]: letter for letter in await read_topic(bootstrap, topics.FEEDBACK_DLQ)}
+    dead = {
+        letter["event_id"]: letter for letter in await read_topic(bootstrap, topics.FEEDBACK_DLQ)
+    }
     assert len(dead) == len(corpus.malformed)
     originals = {base64.b64decode(letter["original_value_b64"]): letter for letter in dead.values()}
     assert set(originals) == set(corpus.malformed)
@@ -46,7 +48,9 @@ async def assert_reconciled(db: Database, bootstrap: str, corpus: Corpus) -> dic
         assert letter["reason"] == corpus.malformed[value].value
         assert letter["detail"]
 
-    accepted = {e["submission_event_id"] for e in await read_topic(bootstrap, topics.FEEDBACK_ACCEPTED)}
+    accepted = {
+        e["submission_event_id"] for e in await read_topic(bootstrap, topics.FEEDBACK_ACCEPTED)
+    }
     assert accepted == corpus.valid_ids
     total = len(stored_ids) + len(corpus.malformed) + corpus.content_duplicates + corpus.replays
     assert total == len(corpus.records)

@@ -21,7 +21,9 @@ class Corpus:
     content_duplicates: int = 0
 
 
-def feedback(campaign_id: str, contributor_id: str, n: int, rng: random.Random) -> FeedbackSubmitted:
+def feedback(
+    campaign_id: str, contributor_id: str, n: int, rng: random.Random
+) -> FeedbackSubmitted:
     return FeedbackSubmitted(
         event_id=str(uuid.UUID(int=rng.getrandbits(128))),
         producer="test",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -12,16 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from infra import localstack as infra_localstack
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def localstack() -> ModuleType:
-    """infra/localstack.py is a script, not a package module: load it by path."""
-    spec = importlib.util.spec_from_file_location("localstack", REPO / "infra" / "localstack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return infra_localstack
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -44,7 +40,7 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
             cwd=REPO,
             env=self.env,

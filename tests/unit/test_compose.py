@@ -55,7 +55,9 @@ def test_production_parts_are_there(compose: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_service_runs_replicated_with_settings_only(compose: dict[str, Any], name: str) -> None:
+def test_each_service_runs_replicated_with_settings_only(
+    compose: dict[str, Any], name: str
+) -> None:
     service = compose["services"][name]
     assert service["deploy"]["replicas"] >= 2
     assert service["command"] == ["python", "-m", f"services.{name}"]

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from crowdsft.contracts import TOPIC_EVENTS, FeedbackSubmitted, derive_event_id, utc_now
-from crowdsft.contracts import export
+from crowdsft.contracts import TOPIC_EVENTS, FeedbackSubmitted, derive_event_id, export, utc_now
 
 REPO = Path(__file__).resolve().parents[2]
 ENVELOPE = {"event_id", "event_type", "schema_version", "occurred_at", "producer"}

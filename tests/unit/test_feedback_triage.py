@@ -45,12 +45,18 @@ def test_valid_feedback_parses() -> None:
         (json.dumps(valid_payload(rating="five")).encode(), RejectionReason.INVALID_FIELDS),
         (json.dumps(valid_payload(prompt=" ")).encode(), RejectionReason.INVALID_FIELDS),
         (json.dumps(valid_payload(extra_field=1)).encode(), RejectionReason.INVALID_FIELDS),
-        (json.dumps(valid_payload(client_timestamp="2026-01-01T00:00:00")).encode(),
-         RejectionReason.INVALID_FIELDS),
-        (json.dumps(valid_payload(event_type="round.decided")).encode(),
-         RejectionReason.UNKNOWN_EVENT_TYPE),
-        (json.dumps(valid_payload(response="x" * MAX_MESSAGE_BYTES)).encode(),
-         RejectionReason.OVERSIZE),
+        (
+            json.dumps(valid_payload(client_timestamp="2026-01-01T00:00:00")).encode(),
+            RejectionReason.INVALID_FIELDS,
+        ),
+        (
+            json.dumps(valid_payload(event_type="round.decided")).encode(),
+            RejectionReason.UNKNOWN_EVENT_TYPE,
+        ),
+        (
+            json.dumps(valid_payload(response="x" * MAX_MESSAGE_BYTES)).encode(),
+            RejectionReason.OVERSIZE,
+        ),
     ],
 )
 def test_malformed_feedback_gets_its_reason(value: bytes, reason: RejectionReason) -> None:

@@ -89,7 +89,8 @@ class ContributionStore:
             self._submissions, [i.event.event_id for i in collided], "content_hash"
         )
         reused = {
-            id(item) for item, known in zip(collided, known_hashes, strict=True)
+            id(item)
+            for item, known in zip(collided, known_hashes, strict=True)
             if known != item.content_hash
         }
         outcome.reused_ids = [item for item in collided if id(item) in reused]
@@ -100,7 +101,9 @@ class ContributionStore:
             self._contributions, [contribution_document(i, stored_at) for i in candidates]
         )
         losers = [candidates[i] for i in sorted(taken)]
-        owners = await self._field_of(self._contributions, [i.content_hash for i in losers], "event_id")
+        owners = await self._field_of(
+            self._contributions, [i.content_hash for i in losers], "event_id"
+        )
         for item, owner in zip(losers, owners, strict=True):
             if owner == item.event.event_id:
                 outcome.replayed.append(item)

@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import BaseModel
 
 from crowdsft.contracts.topics import TOPIC_EVENTS
 from crowdsft.settings import Settings

@@ -46,7 +46,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="one_entry_per_round_rule",
         ),
-        IndexModel([("contributor_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_contributor"),
+        IndexModel(
+            [("contributor_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_contributor"
+        ),
     ],
     CAMPAIGNS: [],
 }

@@ -32,7 +32,9 @@ def build_events(rows: list[dict[str, Any]], defaults: dict[str, Any]) -> list[F
         try:
             events.append(FeedbackSubmitted.model_validate(fields))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
             errors.append(f"line {line}: {problems}")
     if errors:
         raise typer.BadParameter("\n".join(errors))
@@ -65,13 +67,17 @@ async def publish(events: list[FeedbackSubmitted]) -> list[str]:
 
 @app.command()
 def submit(
-    campaign: Annotated[str | None, typer.Option(help="Campaign id (default for file rows).")] = None,
+    campaign: Annotated[
+        str | None, typer.Option(help="Campaign id (default for file rows).")
+    ] = None,
     contributor: Annotated[str | None, typer.Option(help="Your contributor id.")] = None,
     prompt: Annotated[str | None, typer.Option()] = None,
     response: Annotated[str | None, typer.Option(help="Your demonstration.")] = None,
     rating: Annotated[int | None, typer.Option(min=1, max=5)] = None,
     correction: Annotated[str | None, typer.Option()] = None,
-    file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="JSONL rows.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="JSONL rows.")
+    ] = None,
 ) -> None:
     """Submit feedback; prints one event id per submission."""
     defaults = {"campaign_id": campaign, "contributor_id": contributor}
@@ -79,7 +85,12 @@ def submit(
     if file is not None:
         rows = read_jsonl(file)
     else:
-        single = {"prompt": prompt, "response": response, "rating": rating, "correction": correction}
+        single = {
+            "prompt": prompt,
+            "response": response,
+            "rating": rating,
+            "correction": correction,
+        }
         rows = [single]
     try:
         events = build_events(rows, defaults)

@@ -1,0 +1,53 @@
+# crowdsft: every target installs what it needs into .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install up down status demo test unit integration lint bench bench-sweep schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)  ## start Tansu + SecantusDB on free ports; settings in .run/env
+	$(PY) infra/localstack.py up
+
+down:  ## stop the local stack and every service the demo started
+	@if [ -x $(PY) ]; then $(PY) infra/localstack.py down; else echo "nothing to stop"; fi
+
+status: $(STAMP)
+	$(PY) infra/localstack.py status
+
+demo: $(STAMP)  ## the main job: stack + services + a synthetic crowd's feedback
+	$(PY) -m infra.demo
+
+test: lint unit integration  ## what CI runs
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)  ## starts its own private stacks; no mocks of Kafka or MongoDB
+	$(PY) -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)  ## results in bench/results/
+	$(PY) bench/intake.py
+	$(PY) bench/shapley.py
+
+bench-sweep: $(STAMP)  ## the paper's full grid; slow
+	$(PY) bench/sweep.py
+
+schemas: $(STAMP)  ## regenerate schemas/ from the event models
+	$(VENV)/bin/crowdsft schemas write
+
+clean: down
+	rm -rf .run out .mypy_cache .ruff_cache .pytest_cache

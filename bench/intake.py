@@ -1,0 +1,131 @@
+"""Intake throughput and latency, end to end through the real local stack.
+
+Starts a private Tansu + SecantusDB, runs the intake service as its own process, publishes
+N valid submissions through the project's producer and waits until all are stored.
+Writes bench/results/intake.json: events/s from first send to last store, and the
+submit-to-stored latency percentiles (stored_at - occurred_at of each contribution).
+
+    .venv/bin/python bench/intake.py [--events 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from crowdsft.adapters import mongo  # noqa: E402
+from crowdsft.adapters.campaign_store import CampaignStore  # noqa: E402
+from crowdsft.adapters.feedback_producer import FeedbackProducer  # noqa: E402
+from crowdsft.adapters.kafka import ensure_topics, make_broker  # noqa: E402
+from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now  # noqa: E402
+from crowdsft.settings import Settings  # noqa: E402
+from tests.support.stack import ServiceProcess, localstack, wait_until  # noqa: E402
+
+TARGET_EVENTS_PER_S = 3_000
+SEND_CHUNK = 1_000
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    fields = {k.removeprefix("CROWDSFT_").lower(): v for k, v in env.items()}
+    return Settings(**fields)  # type: ignore[arg-type]
+
+
+async def run(events: int, run_dir: Path) -> dict[str, object]:
+    env = {**localstack().up(run_dir), "CROWDSFT_MONGO_DB": "bench", "CROWDSFT_ENV_FILE": ""}
+    settings = settings_from(env)
+    client = mongo.connect(settings)
+    db = mongo.database(client, settings)
+    await mongo.ensure_indexes(db)
+    await ensure_topics(settings)
+    await CampaignStore(db).create("bench")
+    intake = ServiceProcess("services.intake", env, run_dir / "intake.log").start()
+    broker = make_broker(settings, client_id="bench-producer")
+    await broker.start()
+    try:
+        wait_until(lambda: "assigned to partitions" in intake.log(), 60, "intake to join its group")
+        producer = FeedbackProducer(broker)
+        contributions = db[mongo.CONTRIBUTIONS]
+        started = time.perf_counter()
+        with Progress() as progress:
+            sending = progress.add_task("submitting", total=events)
+            for start in range(0, events, SEND_CHUNK):
+                chunk = [
+                    FeedbackSubmitted(
+                        event_id=new_event_id(),
+                        producer="bench",
+                        campaign_id="bench",
+                        contributor_id=f"user{n % 500}",
+                        prompt="write a reddit comment.",
+                        response=f"benchmark comment number {n}, " + "words " * 40,
+                        client_timestamp=utc_now(),
+                    )
+                    for n in range(start, min(start + SEND_CHUNK, events))
+                ]
+                await producer.submit(chunk)
+                progress.advance(sending, len(chunk))
+            sent_s = time.perf_counter() - started
+            storing = progress.add_task("stored", total=events)
+            stored = 0
+            while stored < events:
+                stored = await contributions.estimated_document_count()
+                progress.update(storing, completed=stored)
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError(f"only {stored}/{events} stored after 600 s")
+                await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        latencies_ms = np.array(
+            [
+                (doc["stored_at"] - doc["submitted_at"]).total_seconds() * 1000
+                async for doc in contributions.find({}, {"stored_at": 1, "submitted_at": 1})
+            ]
+        )
+    finally:
+        await broker.stop()
+        intake.stop()
+        await client.close()
+        localstack().down(run_dir, quiet=True)
+    rate = events / elapsed
+    return {
+        "events": events,
+        "send_seconds": round(sent_s, 3),
+        "end_to_end_seconds": round(elapsed, 3),
+        "events_per_second": round(rate, 1),
+        "latency_ms": {
+            "p50": round(float(np.percentile(latencies_ms, 50)), 1),
+            "p99": round(float(np.percentile(latencies_ms, 99)), 1),
+            "max": round(float(latencies_ms.max()), 1),
+        },
+        "target_events_per_second": TARGET_EVENTS_PER_S,
+        "meets_target": rate >= TARGET_EVENTS_PER_S,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "stack": "Tansu (memory) + SecantusDB (WiredTiger), one intake process",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "intake.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="crowdsft-bench-") as tmp:
+        result = asyncio.run(run(args.events, Path(tmp)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

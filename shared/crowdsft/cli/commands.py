@@ -1,0 +1,9 @@
+"""Imports every command module so each registers itself on the app."""
+
+from crowdsft.cli import (
+    campaigns,  # noqa: F401
+    contributors,  # noqa: F401
+    feedback,  # noqa: F401
+    schemas,  # noqa: F401
+    simulation,  # noqa: F401
+)

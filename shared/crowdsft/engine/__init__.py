@@ -1,0 +1,1 @@
+"""Crowd-SFT engine: pure numpy simulation of grouping, tournament, points and Shapley."""

@@ -1,0 +1,1 @@
+"""Writing simulation results: CSV/JSON files and matplotlib plots (Agg backend)."""
