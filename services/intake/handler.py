@@ -9,6 +9,7 @@ returns, so a crash at any point replays the batch and every step here is idempo
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ class BatchReport:
     replayed: int
     duplicates: int
     malformed: int
+    store_ms: float
+    publish_ms: float
 
 
 def _rejection(item: Parsed | Malformed, reason: RejectionReason, detail: str) -> FeedbackRejected:
@@ -125,6 +128,7 @@ class IntakeHandler:
         parsed, malformed = triage(records)
         valid, unknown = await self._split_unknown_campaigns(parsed)
         malformed += unknown
+        started = time.perf_counter()
         outcome = await self._contributions.store(valid, stored_at=utc_now())
         rejected = self._rejections(malformed, outcome)
         await self._contributions.record_rejections(
@@ -136,12 +140,15 @@ class IntakeHandler:
         ]
         announcements += [(t.FEEDBACK_REJECTED, None, rejection) for rejection, _ in rejected]
         announcements += [(t.FEEDBACK_DLQ, None, _dead_letter(item)) for item in malformed]
+        stored = time.perf_counter()
         await self._publish(announcements)
         return BatchReport(
             stored=len(outcome.stored),
             replayed=len(outcome.replayed),
             duplicates=len(outcome.duplicates),
             malformed=len(malformed),
+            store_ms=round((stored - started) * 1000, 1),
+            publish_ms=round((time.perf_counter() - stored) * 1000, 1),
         )
 
     @staticmethod
