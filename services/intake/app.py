@@ -12,7 +12,13 @@ from faststream.middlewares import AckPolicy
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contribution_store import ContributionStore
-from crowdsft.adapters.kafka import announcer, consumer_tuning, ensure_topics, make_broker
+from crowdsft.adapters.kafka import (
+    announcer,
+    consumer_tuning,
+    ensure_topics,
+    header_tolerant_parser,
+    make_broker,
+)
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
 from crowdsft.settings import Settings, load_settings
@@ -49,6 +55,7 @@ def create_app(settings: Settings) -> FastStream:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.intake_batch_max_records,
         batch_timeout_ms=settings.intake_batch_timeout_ms,
+        parser=header_tolerant_parser,
         title="intake:feedback.submitted",
         **consumer_tuning(settings),
     )

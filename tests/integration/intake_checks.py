@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -20,7 +21,7 @@ async def wait_for_counts(db: Database, stored: int, rejected: int, timeout_s: f
         n_rejected = await db[REJECTIONS].count_documents({})
         if n_stored >= stored and n_rejected >= rejected:
             return
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
     raise AssertionError(f"stored {n_stored}/{stored}, rejected {n_rejected}/{rejected}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +33,7 @@ async def test_intake_killed_halfway_loses_and_duplicates_nothing(
     deadline = time.monotonic() + 60
     while await db[CONTRIBUTIONS].count_documents({}) < 100:
         assert time.monotonic() < deadline, first.log()
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     first.kill()
     stored_at_kill = await db[CONTRIBUTIONS].count_documents({})
     assert 0 < stored_at_kill < len(corpus.valid_ids)

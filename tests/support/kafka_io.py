@@ -9,13 +9,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+async def produce_raw(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024
     )
     await producer.start()
     try:
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        pending = [
+            await producer.send(topic, value, key=key, headers=headers) for key, value in records
+        ]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

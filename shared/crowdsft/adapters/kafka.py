@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import BaseModel
 
@@ -105,3 +108,18 @@ def announcer(
         await asyncio.gather(*pending)
 
     return publish
+
+
+def _utf8_safe(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    headers = [(k, v.decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
+    return dataclasses.replace(record, headers=headers)
+
+
+async def header_tolerant_parser(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    original: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """FastStream decodes every header as UTF-8 before the handler runs, so one record with a
+    binary header would fail its whole batch forever. Replace undecodable bytes first: the
+    record still reaches the handler, which judges (and dead-letters) its body as usual."""
+    return await original(tuple(_utf8_safe(record) for record in records))
