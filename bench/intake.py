@@ -35,7 +35,7 @@ from crowdsft.adapters.campaign_store import CampaignStore  # noqa: E402
 from crowdsft.adapters.feedback_producer import FeedbackProducer  # noqa: E402
 from crowdsft.adapters.kafka import ensure_topics, make_broker  # noqa: E402
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, topics, utc_now  # noqa: E402
-from crowdsft.settings import Settings  # noqa: E402
+from crowdsft.settings import Settings, settings_from  # noqa: E402
 from tests.support.stack import ServiceProcess, localstack, wait_until  # noqa: E402
 
 TARGET_EVENTS_PER_S = 3_000
@@ -72,11 +72,6 @@ async def await_accepted(
     finally:
         await consumer.stop()
     return seen
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    fields = {k.removeprefix("CROWDSFT_").lower(): v for k, v in env.items()}
-    return Settings(**fields)  # type: ignore[arg-type]
 
 
 async def run(events: int, run_dir: Path, pace_per_s: float | None) -> dict[str, object]:

@@ -33,7 +33,7 @@ from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, make_broker
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
-from crowdsft.settings import Settings
+from crowdsft.settings import Settings, settings_from
 from infra import localstack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,13 +210,10 @@ def plot(out: Path, sent: dict[str, int], reasons: dict[str, int], latency: list
 
 async def run(args: argparse.Namespace) -> None:
     env = start_services(localstack.up(RUN_DIR))
-    settings = Settings(**{k.removeprefix("CROWDSFT_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    settings = settings_from(env)
     gateway = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     balances = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
-    client = mongo.connect(settings)
-    db = mongo.database(client, settings)
-    try:
-        await mongo.ensure_indexes(db)
+    async with mongo.opened(settings) as db:
         await ensure_topics(settings)
         await CampaignStore(db).create(CAMPAIGN, "make demo")
         await wait_healthy(f"{gateway}/openapi.json")
@@ -228,8 +225,6 @@ async def run(args: argparse.Namespace) -> None:
         counts = await wait_accounted(db, expected)
         reasons = await rejection_reasons(db)
         latency = await latencies_ms(db)
-    finally:
-        await client.close()
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {

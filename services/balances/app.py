@@ -66,17 +66,12 @@ class Health(BaseModel):
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = mongo.connect(settings)
-        try:
-            db = mongo.database(client, settings)
-            # Balances and ledger exist with their unique indexes before anything scores.
-            await mongo.ensure_indexes(db)
+        # Balances and ledger exist with their unique indexes before anything scores.
+        async with mongo.opened(settings) as db:
             app.state.db = db
             app.state.contributors = ContributorStore(db)
             app.state.balances = BalanceStore(db)
             yield
-        finally:
-            await client.close()
 
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
 

@@ -69,10 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = mongo.connect(settings)
-        try:
-            db = mongo.database(client, settings)
-            await mongo.ensure_indexes(db)
+        async with mongo.opened(settings) as db:
             await ensure_topics(settings)
             app.state.contributors = ContributorStore(db)
             await broker.start()
@@ -80,8 +77,6 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
             finally:
                 await broker.stop()
-        finally:
-            await client.close()
 
     async def rate_limited(contributor: CurrentContributor) -> Contributor:
         """Before body validation, so invalid requests count too; async so it runs on the

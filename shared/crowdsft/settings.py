@@ -7,6 +7,7 @@ production: only these settings change. Settings are built at start-up, never at
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -43,3 +44,11 @@ def load_settings() -> Settings:
     """Environment first, then the env file the local stack wrote (`CROWDSFT_ENV_FILE`)."""
     env_file = os.environ.get("CROWDSFT_ENV_FILE", ".run/env")
     return Settings(_env_file=env_file if os.path.exists(env_file) else None)
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Settings from `CROWDSFT_*` pairs such as the local stack's env file, ignoring the rest."""
+    prefix = "CROWDSFT_"
+    fields = {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
+    fields.pop("env_file", None)
+    return Settings.model_validate(fields)

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.kafka import ensure_topics
-from crowdsft.settings import Settings
+from crowdsft.settings import Settings, settings_from
 from tests.support.stack import localstack
 
 pytestmark = pytest.mark.integration
@@ -32,9 +32,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 @pytest.fixture(scope="module")
 def settings(stack_env: dict[str, str]) -> Settings:
-    fields = {key.removeprefix("CROWDSFT_").lower(): value for key, value in stack_env.items()}
-    fields.pop("env_file", None)
-    return Settings(**fields)  # type: ignore[arg-type]
+    return settings_from(stack_env)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -70,3 +72,15 @@ async def ensure_indexes(db: Database) -> None:
             await db.create_collection(name)
         if indexes:
             await db[name].create_indexes(indexes)
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Database]:
+    """The database with every collection and index in place; the client closes on exit."""
+    client = connect(settings)
+    try:
+        db = database(client, settings)
+        await ensure_indexes(db)
+        yield db
+    finally:
+        await client.close()

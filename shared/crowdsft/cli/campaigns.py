@@ -17,14 +17,8 @@ app.add_typer(campaign_app, name="campaign")
 
 
 async def _create(campaign_id: str, name: str | None) -> bool:
-    settings = load_settings()
-    client = mongo.connect(settings)
-    try:
-        db = mongo.database(client, settings)
-        await mongo.ensure_indexes(db)
+    async with mongo.opened(load_settings()) as db:
         return await CampaignStore(db).create(campaign_id, name)
-    finally:
-        await client.close()
 
 
 @campaign_app.command("create")

@@ -19,15 +19,9 @@ app.add_typer(contributor_app, name="contributor")
 
 
 async def _create(contributor_id: str, name: str | None) -> str:
-    settings = load_settings()
-    client = mongo.connect(settings)
-    try:
-        db = mongo.database(client, settings)
-        await mongo.ensure_indexes(db)
+    async with mongo.opened(load_settings()) as db:
         _, token = await ContributorStore(db).register(contributor_id, name)
         return token
-    finally:
-        await client.close()
 
 
 def _valid_id(value: str) -> str:

@@ -12,6 +12,8 @@ from typing import TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from crowdsft.engine.registry import Registry
+
 FloatArray: TypeAlias = NDArray[np.float64]
 Evaluation: TypeAlias = Callable[[FloatArray, FloatArray], FloatArray]
 
@@ -31,17 +33,8 @@ def dot(points: FloatArray, target: FloatArray) -> FloatArray:
     return np.asarray(points @ target, dtype=np.float64)
 
 
-EVALUATIONS: dict[str, Evaluation] = {"l2": neg_l2, "l1": neg_l1, "dot": dot}
-
-
-def get_evaluation(name: str) -> Evaluation:
-    """Look an evaluation function up by its CLI name (``l2``, ``l1``, ``dot``)."""
-    try:
-        return EVALUATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown evaluation {name!r}; choose from {sorted(EVALUATIONS)}"
-        ) from None
+EVALUATIONS: Registry[Evaluation] = Registry("evaluation", {"l2": neg_l2, "l1": neg_l1, "dot": dot})
+get_evaluation = EVALUATIONS.lookup
 
 
 def l2_distance(points: FloatArray, target: FloatArray) -> FloatArray:

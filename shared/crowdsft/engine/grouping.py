@@ -12,30 +12,16 @@ from typing import TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from crowdsft.engine.registry import Registry
+
 FloatArray: TypeAlias = NDArray[np.float64]
 IntArray: TypeAlias = NDArray[np.int64]
 Grouping: TypeAlias = Callable[[FloatArray, int, int, int, np.random.Generator], IntArray]
 """``(points, n_groups, round_index, n_rounds, rng) -> labels``."""
 
-GROUPINGS: dict[str, Grouping] = {}
-
-
-def register(name: str) -> Callable[[Grouping], Grouping]:
-    """Add a strategy to the registry under ``name``."""
-
-    def wrap(fn: Grouping) -> Grouping:
-        GROUPINGS[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_grouping(name: str) -> Grouping:
-    """Look a strategy up by its CLI name."""
-    try:
-        return GROUPINGS[name]
-    except KeyError:
-        raise ValueError(f"unknown grouping {name!r}; choose from {sorted(GROUPINGS)}") from None
+GROUPINGS: Registry[Grouping] = Registry("grouping")
+register = GROUPINGS.register
+get_grouping = GROUPINGS.lookup
 
 
 def _blocks(order: IntArray, n_groups: int) -> IntArray:

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.engine.evaluation import Evaluation
+from crowdsft.engine.registry import Registry
 from crowdsft.engine.shapley import TableGame, exact_shapley
 from crowdsft.engine.tournament import TournamentOutcome, candidate_steps
 
@@ -43,27 +44,9 @@ class RoundState:
 
 
 PointRule: TypeAlias = Callable[[RoundState], FloatArray]
-POINT_RULES: dict[str, PointRule] = {}
-
-
-def register(name: str) -> Callable[[PointRule], PointRule]:
-    """Add a rule to the registry under ``name``."""
-
-    def wrap(fn: PointRule) -> PointRule:
-        POINT_RULES[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_point_rule(name: str) -> PointRule:
-    """Look a rule up by its CLI name."""
-    try:
-        return POINT_RULES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown points rule {name!r}; choose from {sorted(POINT_RULES)}"
-        ) from None
+POINT_RULES: Registry[PointRule] = Registry("points rule")
+register = POINT_RULES.register
+get_point_rule = POINT_RULES.lookup
 
 
 @register("rank")
