@@ -7,18 +7,11 @@ import asyncio
 import structlog
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
-from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contribution_store import ContributionStore
-from crowdsft.adapters.kafka import (
-    announcer,
-    consumer_tuning,
-    ensure_topics,
-    header_tolerant_parser,
-    make_broker,
-)
+from crowdsft.adapters.kafka import subscriber_options
+from crowdsft.adapters.service import service_parts
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
 from crowdsft.settings import Settings, load_settings
@@ -31,33 +24,19 @@ log = structlog.get_logger(GROUP_ID)
 
 
 def create_app(settings: Settings) -> FastStream:
-    broker = make_broker(settings, client_id=GROUP_ID)
-    app = FastStream(broker)
-    client = mongo.connect(settings)
-    db = mongo.database(client, settings)
-    handler = IntakeHandler(ContributionStore(db), CampaignStore(db), announcer(broker))
-
-    @app.on_startup
-    async def prepare() -> None:
-        await ensure_topics(settings)
-        await mongo.ensure_indexes(db)
-
-    @app.after_shutdown
-    async def close() -> None:
-        await client.close()
+    parts = service_parts(settings, GROUP_ID)
+    broker, db = parts.broker, parts.db
+    handler = IntakeHandler(ContributionStore(db), CampaignStore(db), parts.publish)
 
     # FastStream's overloaded subscriber() is typed loosely enough that mypy sees it as untyped.
     @broker.subscriber(  # type: ignore[untyped-decorator]
         topics.FEEDBACK_SUBMITTED,
         batch=True,
-        group_id=GROUP_ID,
-        # Commit only after a batch is stored and announced; on an error rewind and retry.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.intake_batch_max_records,
         batch_timeout_ms=settings.intake_batch_timeout_ms,
-        parser=header_tolerant_parser,
         title="intake:feedback.submitted",
-        **consumer_tuning(settings),
+        # Commit only after a batch is stored and announced; on an error rewind and retry.
+        **subscriber_options(settings, GROUP_ID),
     )
     async def on_feedback_submitted(message: KafkaMessage) -> None:
         raw = message.raw_message
@@ -74,7 +53,7 @@ def create_app(settings: Settings) -> FastStream:
             raise
         log.info("batch handled", records=len(records), **vars(report))
 
-    return app
+    return parts.app
 
 
 def main() -> None:

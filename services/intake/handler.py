@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contribution_store import ContributionStore, StoreOutcome
+from crowdsft.adapters.kafka import Announcement, Publish
 from crowdsft.adapters.mongo import Document
 from crowdsft.contracts import (
-    Event,
     FeedbackAccepted,
     FeedbackDeadLettered,
     FeedbackRejected,
@@ -29,10 +28,6 @@ from crowdsft.contracts import topics as t
 from crowdsft.feedback import Malformed, Parsed, RawRecord, triage
 
 PRODUCER = "intake"
-
-# (topic, key, event) triples, published together before the batch is acknowledged.
-Announcement = tuple[str, str | None, Event]
-Publish = Callable[[Sequence[Announcement]], Awaitable[None]]
 
 
 @dataclass(frozen=True)

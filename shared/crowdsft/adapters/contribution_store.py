@@ -112,6 +112,21 @@ class ContributionStore:
         outcome.stored = [item for i, item in enumerate(candidates) if i not in taken]
         return outcome
 
+    async def of_campaign(self, campaign_id: str) -> list[Document]:
+        cursor = self._contributions.find(
+            {"campaign_id": campaign_id}, {"contributor_id": 1, "response": 1}
+        )
+        return [doc async for doc in cursor]
+
+    async def by_ids(self, contribution_ids: list[str]) -> list[Document]:
+        cursor = self._contributions.find(
+            {"_id": {"$in": contribution_ids}}, {"contributor_id": 1, "response": 1}
+        )
+        return [doc async for doc in cursor]
+
+    async def count(self, campaign_id: str) -> int:
+        return await self._contributions.count_documents({"campaign_id": campaign_id})
+
     async def record_rejections(self, rejections: list[Document]) -> None:
         """Keyed by the rejection's deterministic id, so a replayed batch records nothing new."""
         await insert_new(self._rejections, rejections)

@@ -7,23 +7,27 @@ idempotence or transactions: Tansu lacks both), so consumers must be idempotent.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from crowdsft.contracts.topics import TOPIC_EVENTS
+from crowdsft.contracts import EventDeadLettered, derive_event_id
+from crowdsft.contracts.topics import DEAD_LETTERS, TOPIC_EVENTS
 from crowdsft.settings import Settings
 
 DEFAULT_PARTITIONS = 3
+M = TypeVar("M", bound=BaseModel)
 
 
 def security(settings: Settings) -> BaseSecurity | None:
@@ -89,16 +93,19 @@ async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS
         await admin.close()
 
 
-def announcer(
-    broker: KafkaBroker,
-) -> Callable[[Sequence[tuple[str, str | None, BaseModel]]], Awaitable[None]]:
+# (topic, key, event) triples, published together before the consumed batch is acknowledged.
+Announcement = tuple[str, str | None, BaseModel]
+Publish = Callable[[Sequence[Announcement]], Awaitable[None]]
+
+
+def announcer(broker: KafkaBroker) -> Publish:
     """Publish many events at once and wait until the broker has every one of them.
 
     Each send is queued without waiting (aiokafka batches them), then all are awaited
     together: a caller that commits offsets afterwards never commits past an unsent event.
     """
 
-    async def publish(announcements: Sequence[tuple[str, str | None, BaseModel]]) -> None:
+    async def publish(announcements: Sequence[Announcement]) -> None:
         pending = [
             await broker.publish(
                 event, topic, key=key.encode() if key is not None else None, no_confirm=True
@@ -116,10 +123,55 @@ def _utf8_safe(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
 
 
 async def header_tolerant_parser(
-    records: tuple[ConsumerRecord[Any, Any], ...],
-    original: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
+    records: ConsumerRecord[Any, Any] | tuple[ConsumerRecord[Any, Any], ...],
+    original: Callable[[Any], Awaitable[StreamMessage[Any]]],
 ) -> StreamMessage[Any]:
     """FastStream decodes every header as UTF-8 before the handler runs, so one record with a
-    binary header would fail its whole batch forever. Replace undecodable bytes first: the
-    record still reaches the handler, which judges (and dead-letters) its body as usual."""
-    return await original(tuple(_utf8_safe(record) for record in records))
+    binary header would fail (and be redelivered) forever. Replace undecodable bytes first:
+    the record still reaches the handler, which judges (and dead-letters) its body as usual."""
+    if isinstance(records, tuple):
+        return await original(tuple(_utf8_safe(record) for record in records))
+    return await original(_utf8_safe(records))
+
+
+class EventReader:
+    """Typed events from raw records; what does not parse goes to `crowdsft.dlq`, whole.
+
+    Services subscribe to raw records rather than typed bodies so that one bad record is
+    dead-lettered and skipped instead of failing validation on every redelivery.
+    """
+
+    def __init__(self, publish: Publish, producer: str) -> None:
+        self._publish = publish
+        self._producer = producer
+
+    async def parse(self, message: StreamMessage[Any], model: type[M]) -> M | None:
+        record = message.raw_message
+        try:
+            return model.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            letter = EventDeadLettered(
+                event_id=derive_event_id(
+                    "dead_lettered", record.topic, record.partition, record.offset
+                ),
+                producer=self._producer,
+                source_topic=record.topic,
+                source_partition=record.partition,
+                source_offset=record.offset,
+                reason=f"not a valid {model.__name__}",
+                detail=str(exc)[:2_000],
+                original_value_b64=base64.b64encode(record.value or b"").decode(),
+            )
+            await self._publish([(DEAD_LETTERS, None, letter)])
+            return None
+
+
+def subscriber_options(settings: Settings, group_id: str) -> dict[str, Any]:
+    """One place for how every service consumes: its own group, commit after handling."""
+    return {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "parser": header_tolerant_parser,
+        "fetch_max_wait_ms": 100,
+        **consumer_tuning(settings),
+    }

@@ -21,6 +21,10 @@ CAMPAIGNS = "campaigns"
 CONTRIBUTORS = "contributors"
 BALANCES = "balances"
 LEDGER = "ledger"
+ROUNDS = "rounds"
+MODELS = "models"
+ARTIFACTS = "artifacts"
+SHAPLEY = "shapley"
 
 INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by content hash and event id through `_id` alone: see contribution_store.
@@ -53,6 +57,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     CAMPAIGNS: [],
+    # Rounds ("<campaign>:<index>"), models (lineage; model ids) and Shapley values (per
+    # campaign) are keyed by deterministic `_id`s, so replays overwrite nothing new.
+    ROUNDS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
+    MODELS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
+    SHAPLEY: [],
+    ARTIFACTS: [],
 }
 
 

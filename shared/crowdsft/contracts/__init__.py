@@ -2,6 +2,7 @@
 
 from crowdsft.contracts.envelope import Event, derive_event_id, new_event_id, utc_now
 from crowdsft.contracts.feedback import (
+    EventDeadLettered,
     FeedbackAccepted,
     FeedbackDeadLettered,
     FeedbackRejected,
@@ -15,6 +16,7 @@ from crowdsft.contracts.rounds import (
     GroupAssignment,
     RoundDecided,
     RoundOpened,
+    StartRoundRequested,
     TrainingRequested,
 )
 from crowdsft.contracts.topics import TOPIC_EVENTS
@@ -24,6 +26,7 @@ __all__ = [
     "CandidateEvaluated",
     "CandidateTrained",
     "Event",
+    "EventDeadLettered",
     "FeedbackAccepted",
     "FeedbackDeadLettered",
     "FeedbackRejected",
@@ -36,6 +39,7 @@ __all__ = [
     "RoundOpened",
     "ShapleyComputed",
     "ShapleyValue",
+    "StartRoundRequested",
     "TrainingRequested",
     "derive_event_id",
     "new_event_id",

@@ -71,3 +71,15 @@ class FeedbackDeadLettered(Event):
     detail: str = Field(max_length=2_000)
     original_key_b64: str | None = None
     original_value_b64: str
+
+
+class EventDeadLettered(Event):
+    """A record on an internal topic that is not the event the topic carries, kept whole."""
+
+    event_type: Literal["event.dead_lettered"] = "event.dead_lettered"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: str = Field(max_length=200)
+    detail: str = Field(max_length=2_000)
+    original_value_b64: str

@@ -20,6 +20,7 @@ class PointsAwarded(RoundEvent):
     """Scoring turned a round decision into ledger entries under one points rule."""
 
     event_type: Literal["points.awarded"] = "points.awarded"
+    round_index: int = Field(ge=0)
     rule: str
     awards: list[PointAward]
 
@@ -36,7 +37,7 @@ class ShapleyComputed(CampaignEvent):
     """Fresh Shapley estimates for a campaign, with the points-vs-Shapley fairness figures."""
 
     event_type: Literal["shapley.computed"] = "shapley.computed"
-    as_of_round_id: str | None = None
+    as_of_round_index: int = Field(ge=0)
     method: str
     values: list[ShapleyValue]
     relative_error: float = Field(ge=0)

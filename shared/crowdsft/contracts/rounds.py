@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crowdsft.contracts.envelope import RoundEvent
+from crowdsft.contracts.envelope import CampaignEvent, RoundEvent
 
 
 class GroupAssignment(BaseModel):
@@ -14,6 +14,13 @@ class GroupAssignment(BaseModel):
 
     group_index: int = Field(ge=0)
     contributor_ids: list[str]
+
+
+class StartRoundRequested(CampaignEvent):
+    """Command: open round `round_index` (ignored unless it is the campaign's next round)."""
+
+    event_type: Literal["round.start_requested"] = "round.start_requested"
+    round_index: int = Field(ge=0)
 
 
 class RoundOpened(RoundEvent):
@@ -33,6 +40,9 @@ class TrainingRequested(RoundEvent):
     base_model_id: str
     backend: str
     contributor_ids: list[str]
+    contributor_weights: list[float] = Field(
+        description="Each contributor's weight in the group's data (points squared)."
+    )
     contribution_ids: list[str]
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
@@ -64,6 +74,8 @@ class RoundDecided(RoundEvent):
     event_type: Literal["round.decided"] = "round.decided"
     round_index: int = Field(ge=0)
     ranking: list[int] = Field(description="Group indices, best first, after judging error.")
+    scores: list[float] = Field(description="Each group's candidate score, by group index.")
+    base_model_id: str
     winner_model_id: str | None
     improved: bool
     judging_error: bool = False

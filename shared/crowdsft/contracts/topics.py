@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from crowdsft.contracts.feedback import (
+    EventDeadLettered,
     FeedbackAccepted,
     FeedbackDeadLettered,
     FeedbackRejected,
@@ -16,6 +17,7 @@ from crowdsft.contracts.rounds import (
     CandidateTrained,
     RoundDecided,
     RoundOpened,
+    StartRoundRequested,
     TrainingRequested,
 )
 
@@ -23,6 +25,8 @@ FEEDBACK_SUBMITTED = "crowdsft.feedback.submitted"
 FEEDBACK_ACCEPTED = "crowdsft.feedback.accepted"
 FEEDBACK_REJECTED = "crowdsft.feedback.rejected"
 FEEDBACK_DLQ = "crowdsft.feedback.dlq"
+DEAD_LETTERS = "crowdsft.dlq"
+ROUND_START_REQUESTED = "crowdsft.round.start_requested"
 ROUND_OPENED = "crowdsft.round.opened"
 TRAINING_REQUESTED = "crowdsft.training.requested"
 CANDIDATE_TRAINED = "crowdsft.candidate.trained"
@@ -36,6 +40,8 @@ TOPIC_EVENTS: dict[str, type[BaseModel]] = {
     FEEDBACK_ACCEPTED: FeedbackAccepted,
     FEEDBACK_REJECTED: FeedbackRejected,
     FEEDBACK_DLQ: FeedbackDeadLettered,
+    DEAD_LETTERS: EventDeadLettered,
+    ROUND_START_REQUESTED: StartRoundRequested,
     ROUND_OPENED: RoundOpened,
     TRAINING_REQUESTED: TrainingRequested,
     CANDIDATE_TRAINED: CandidateTrained,

@@ -52,6 +52,7 @@ class Trajectory:
     distances: FloatArray
     points: FloatArray
     accepted: NDArray[np.bool_]
+    model: FloatArray
 
     def rounds_to(self, threshold: float = CONVERGENCE_DISTANCE) -> float:
         """First round count at which the distance is ``<= threshold``; NaN if never."""
@@ -92,4 +93,4 @@ def simulate(config: SimulationConfig, crowd: Crowd, rng: np.random.Generator) -
             model = candidates[outcome.ranking[0]]
             accepted[t] = True
         distances[t + 1] = l2_distance(model, target)
-    return Trajectory(distances, points, accepted)
+    return Trajectory(distances, points, accepted, model)

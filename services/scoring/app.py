@@ -1,0 +1,38 @@
+"""Scoring: wiring only. Pays each decided round into the ledger and balances."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.kafka import subscriber_options
+from crowdsft.adapters.ledger_store import LedgerStore
+from crowdsft.adapters.round_store import RoundStore
+from crowdsft.adapters.service import service_parts
+from crowdsft.contracts import RoundDecided, topics
+from crowdsft.settings import Settings, load_settings
+from services.scoring.handler import ScoringHandler
+
+GROUP_ID = "crowdsft-scoring"
+
+
+def create_app(settings: Settings) -> FastStream:
+    parts = service_parts(settings, GROUP_ID)
+    db, events = parts.db, parts.events
+    handler = ScoringHandler(CampaignStore(db), RoundStore(db), LedgerStore(db), parts.publish)
+
+    @parts.broker.subscriber(  # type: ignore[untyped-decorator]
+        topics.ROUND_DECIDED, **subscriber_options(settings, GROUP_ID)
+    )
+    async def on_round_decided(message: KafkaMessage) -> None:
+        if event := await events.parse(message, RoundDecided):
+            await handler.on_round_decided(event)
+
+    return parts.app
+
+
+def main() -> None:
+    asyncio.run(create_app(load_settings()).run())

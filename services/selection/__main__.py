@@ -1,0 +1,3 @@
+from services.selection.app import main
+
+main()

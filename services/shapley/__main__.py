@@ -1,0 +1,3 @@
+from services.shapley.app import main
+
+main()

@@ -1,0 +1,38 @@
+"""Shapley: wiring only. Refreshes Shapley values and fairness figures after scoring."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.kafka import subscriber_options
+from crowdsft.adapters.round_store import RoundStore
+from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.shapley_store import ShapleyStore
+from crowdsft.contracts import PointsAwarded, topics
+from crowdsft.settings import Settings, load_settings
+from services.shapley.handler import ShapleyHandler
+
+GROUP_ID = "crowdsft-shapley"
+
+
+def create_app(settings: Settings) -> FastStream:
+    parts = service_parts(settings, GROUP_ID)
+    db, events = parts.db, parts.events
+    handler = ShapleyHandler(CampaignStore(db), RoundStore(db), ShapleyStore(db), parts.publish)
+
+    @parts.broker.subscriber(  # type: ignore[untyped-decorator]
+        topics.POINTS_AWARDED, **subscriber_options(settings, GROUP_ID)
+    )
+    async def on_points_awarded(message: KafkaMessage) -> None:
+        if event := await events.parse(message, PointsAwarded):
+            await handler.on_points_awarded(event)
+
+    return parts.app
+
+
+def main() -> None:
+    asyncio.run(create_app(load_settings()).run())

@@ -1,0 +1,3 @@
+from services.training.app import main
+
+main()

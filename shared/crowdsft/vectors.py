@@ -1,0 +1,68 @@
+"""The vector backend's view of feedback: a contribution is a point, a contributor their mean.
+
+In a `vector` campaign (the paper's crowd simulation run as a service) a contribution's
+response is a JSON list of numbers with the campaign's dimension. Anything else is not data
+for this backend and is left out (and counted), never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def parse_vector(text: str, dim: int) -> FloatArray | None:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(values, list) or len(values) != dim:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def vector_text(vector: Iterable[float]) -> str:
+    """The response a contributor submits for a point (full float precision)."""
+    return json.dumps([float(x) for x in vector])
+
+
+@dataclass(frozen=True)
+class CrowdSnapshot:
+    """Contributors (sorted ids), their contributions and their points, row by row."""
+
+    contributor_ids: list[str]
+    contribution_ids: list[list[str]]
+    users: FloatArray
+    ignored: int
+
+
+def crowd_snapshot(docs: Iterable[dict[str, Any]], dim: int) -> CrowdSnapshot:
+    """Each contributor's point is the mean of their valid contributions (sorted by id)."""
+    points: dict[str, list[tuple[str, FloatArray]]] = {}
+    ignored = 0
+    for doc in docs:
+        vector = parse_vector(doc["response"], dim)
+        if vector is None:
+            ignored += 1
+            continue
+        points.setdefault(doc["contributor_id"], []).append((doc["_id"], vector))
+    ids = sorted(points)
+    rows = [sorted(points[c], key=lambda pair: pair[0]) for c in ids]
+    users = (
+        np.asarray([np.mean([v for _, v in row], axis=0) for row in rows])
+        if rows
+        else np.zeros((0, dim))
+    )
+    return CrowdSnapshot(ids, [[cid for cid, _ in row] for row in rows], users, ignored)
