@@ -1,11 +1,13 @@
-"""`make demo`: the feedback slice end to end on the local stack, with a synthetic crowd.
+"""`make demo`: the whole system on the local stack, with a synthetic crowd.
 
-Starts Tansu + SecantusDB and the intake, gateway and balances services as their own
-processes, registers a crowd of contributors, has them submit feedback through both
-producers (the HTTP gateway with their tokens, and the Kafka producer the CLI uses), mixes
-in duplicates and malformed records, waits until intake has accounted for every record and
-prints the counts, where the plots are and where the APIs listen. The services stay up
-for exploring; `make down` stops everything.
+Starts Tansu + SecantusDB and every service (intake, selection, training, scoring, shapley,
+gateway, balances) as its own process, registers a crowd of contributors, has them submit
+feedback through both producers (the HTTP gateway with their tokens, and the Kafka producer
+the CLI uses), mixes in duplicates and malformed records, and waits until intake has
+accounted for every record. Then the same crowd submits preference points to a campaign whose
+rounds run on their own (auto policy) through the services, and the demo prints the
+leaderboard, the fairness figures and the check against the in-process engine, writes the
+plots and tells where the APIs listen. The services stay up; `make down` stops everything.
 
     python -m infra.demo [--contributors 100] [--per-contributor 3] [--out out/demo]
 """
@@ -35,6 +37,7 @@ from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
 from crowdsft.settings import Settings, settings_from
 from infra import localstack
+from infra.demo_rounds import run_campaign
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIR = REPO / ".run"
@@ -53,6 +56,7 @@ FEELINGS = [
     "that's so sweet",
 ]
 ENDINGS = ["!", ".", " :)", "...", " lol", " <3"]
+ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
 SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT"}
 
 console = Console()
@@ -68,7 +72,7 @@ def start_services(env: dict[str, str]) -> dict[str, str]:
     env = dict(env)
     for key in SERVICE_PORTS.values():
         env.setdefault(key, str(localstack.free_port()))
-    for name in ("intake", *SERVICE_PORTS):
+    for name in (*ROUND_SERVICES, *SERVICE_PORTS):
         pid = localstack.read_pid(RUN_DIR, name)
         if pid is not None and localstack.pid_alive(pid):
             continue
@@ -225,6 +229,10 @@ async def run(args: argparse.Namespace) -> None:
         counts = await wait_accounted(db, expected)
         reasons = await rejection_reasons(db)
         latency = await latencies_ms(db)
+        console.print(f"feedback accounted for; now {args.rounds} rounds of a crowd campaign")
+        crowd = await run_campaign(
+            db, settings, list(tokens), balances, args.seed, args.rounds, args.out, console
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -234,6 +242,7 @@ async def run(args: argparse.Namespace) -> None:
         "contributors": len(tokens),
         "gateway": gateway,
         "balances_api": balances,
+        "round_campaign": crowd,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     png = plot(args.out, sent, reasons, latency)
@@ -247,12 +256,34 @@ async def run(args: argparse.Namespace) -> None:
     for reason, n in sorted(reasons.items()):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
-    console.print(f"results: {args.out / 'summary.json'}  plot: {png}")
-    console.print(f"gateway:  {gateway}/docs   (POST /v1/feedback with a contributor token)")
+    console.print(rounds_table(crowd))
     console.print(
-        f"balances: {balances}/docs   leaderboard: {balances}/v1/leaderboard?campaign={CAMPAIGN}"
+        f"fairness (points vs Shapley, {crowd['rounds']} rounds): Pearson {crowd['pearson']:.3f},"
+        f" Spearman {crowd['spearman']:.3f}; Shapley relative error"
+        f" {crowd['shapley_relative_error']:.2%}"
     )
+    console.print(
+        f"same run in the in-process engine: final distance {crowd['engine_final_distance']:.4f}"
+        f" vs {crowd['final_distance']:.4f} through the services; largest points difference"
+        f" {crowd['max_points_difference_vs_engine']:.1e}"
+    )
+    console.print(f"results: {args.out / 'summary.json'}  plots: {png}, {crowd['plot']}")
+    console.print(f"gateway:  {gateway}/docs   (POST /v1/feedback with a contributor token)")
+    campaign = crowd["campaign_id"]
+    console.print(f"balances API: {balances}/docs")
+    console.print(f"  leaderboard: {balances}/v1/leaderboard?campaign={campaign}")
+    console.print(f"  rounds:      {balances}/v1/campaigns/{campaign}/rounds")
+    console.print(f"  shapley:     {balances}/v1/campaigns/{campaign}/shapley")
     console.print("services keep running for you to explore; stop everything with `make down`")
+
+
+def rounds_table(crowd: dict[str, Any]) -> Table:
+    table = Table(title=f"leaderboard of {crowd['campaign_id']} (top 10)")
+    for column in ("rank", "contributor", "points"):
+        table.add_column(column, justify="right" if column != "contributor" else "left")
+    for entry in crowd["leaderboard"]["entries"]:
+        table.add_row(str(entry["rank"]), entry["contributor_id"], f"{entry['points']:.3f}")
+    return table
 
 
 def main() -> None:
@@ -262,6 +293,7 @@ def main() -> None:
     parser.add_argument("--contributors", type=int, default=100)
     parser.add_argument("--per-contributor", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
     asyncio.run(run(parser.parse_args()))
 

@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
+from crowdsft.auth import is_operator_token
 
 # auto_error=False: we answer 401 with WWW-Authenticate ourselves, for missing and wrong
 # tokens alike, so a caller cannot tell an unknown token from a malformed one.
@@ -51,3 +52,16 @@ def require_self(contributor: Contributor, contributor_id: str) -> None:
 
 
 CurrentContributor = Annotated[Contributor, Depends(authenticated_contributor)]
+
+
+async def operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """Campaigns are an operator's decision: the configured operator token, or 401."""
+    configured = request.app.state.operator_token_sha256
+    if credentials is None or not is_operator_token(credentials.credentials, configured):
+        raise unauthorized()
+
+
+Operator = Annotated[None, Depends(operator)]

@@ -13,14 +13,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from crowdsft.adapters import mongo
+from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, make_broker
+from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.contracts.feedback import (
@@ -33,7 +35,7 @@ from crowdsft.contracts.feedback import (
 )
 from crowdsft.ratelimit import RateLimiter
 from crowdsft.settings import Settings, load_settings
-from services.http_auth import CurrentContributor, require_self
+from services.http_auth import CurrentContributor, Operator, require_self
 
 CLIENT_ID = "crowdsft-gateway"
 PRODUCER = "gateway"
@@ -62,6 +64,10 @@ class FeedbackReceipt(BaseModel):
     event_id: str
 
 
+class CampaignReceipt(BaseModel):
+    campaign_id: str
+
+
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
@@ -72,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         async with mongo.opened(settings) as db:
             await ensure_topics(settings)
             app.state.contributors = ContributorStore(db)
+            app.state.campaigns = CampaignStore(db)
+            app.state.operator_token_sha256 = settings.gateway_operator_token_sha256
             await broker.start()
             try:
                 yield
@@ -123,6 +131,20 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "feedback exceeds 64 KiB")
         [event_id] = await producer.submit([event])
         return FeedbackReceipt(event_id=event_id)
+
+    @app.post(
+        "/v1/campaigns",
+        status_code=status.HTTP_201_CREATED,
+        responses={
+            401: {"description": "Missing or wrong operator token."},
+            409: {"description": "A campaign with this id exists."},
+        },
+    )
+    async def create_campaign(spec: CampaignSpec, _: Operator, request: Request) -> CampaignReceipt:
+        """Create a campaign that runs rounds; its settings are validated against the engine."""
+        if not await request.app.state.campaigns.create_with_spec(spec):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"campaign {spec.campaign_id} exists")
+        return CampaignReceipt(campaign_id=spec.campaign_id)
 
     return app
 

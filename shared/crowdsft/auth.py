@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 TOKEN_PREFIX = "csft_"
@@ -28,3 +29,10 @@ def hash_token(token: str) -> str:
 def looks_like_token(value: str) -> bool:
     """Cheap shape check, so obvious junk is refused without a database round trip."""
     return value.startswith(TOKEN_PREFIX) and len(value) > len(TOKEN_PREFIX)
+
+
+def is_operator_token(token: str, configured_sha256: str | None) -> bool:
+    """Operators hold one token, configured only by its hash; none configured, none valid."""
+    if configured_sha256 is None:
+        return False
+    return hmac.compare_digest(hash_token(token), configured_sha256.lower())

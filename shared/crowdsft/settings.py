@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     gateway_port: int = Field(8080, ge=0, le=65535)
     balances_port: int = Field(8081, ge=0, le=65535)
+    # SHA-256 hex of the operators' token (`crowdsft operator token` makes one). Unset: the
+    # gateway creates no campaigns over HTTP.
+    gateway_operator_token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     gateway_rate_limit_per_minute: int = Field(60, ge=1)
     gateway_rate_limit_burst: int = Field(10, ge=1)
 
