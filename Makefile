@@ -41,6 +41,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/intake.py
+	$(PY) bench/rounds.py
 	$(PY) bench/shapley.py
 
 bench-sweep: $(STAMP)  ## the paper's full grid; slow

@@ -164,6 +164,8 @@ def up(run_dir: Path) -> dict[str, str]:
         # Tansu joins groups in ~session_timeout/2: small timeouts keep joins near 1 s.
         "CROWDSFT_KAFKA_SESSION_TIMEOUT_MS": "1000",
         "CROWDSFT_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
+        # Tansu answers an idle fetch only at its deadline: keep hops between services short.
+        "CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS": "20",
     }
     try:
         wait_for_port(kafka_port, kafka_pid, "tansu")

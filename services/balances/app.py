@@ -1,26 +1,29 @@
-"""Balances API: wiring only. Reads what scoring wrote; the leaderboard is public, a ledger
-is shown only to its own contributor."""
+"""Balances API: wiring only. Reads what scoring wrote; the leaderboard and campaigns (spec,
+rounds, lineage, Shapley values) are public, a ledger is shown only to its own contributor."""
 
 # No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pymongo.errors import PyMongoError
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.balance_store import BalanceStore
+from crowdsft.adapters.campaign_reads import CampaignReads
 from crowdsft.adapters.contributor_store import ContributorStore
+from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, contributor_store, require_self
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
+CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignFilter = Annotated[
     str | None, Query(alias="campaign", pattern=ID_PATTERN, description="Omit for all campaigns.")
 ]
@@ -63,6 +66,97 @@ class Health(BaseModel):
     status: str
 
 
+class View(BaseModel):
+    """Built from the read adapter's dataclasses."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CampaignState(View):
+    next_round: int
+    model_id: str
+    open_round: int | None
+
+
+class Campaign(View):
+    campaign_id: str
+    name: str
+    created_at: datetime | None
+    spec: CampaignSpec | None
+    state: CampaignState | None
+
+
+class Group(View):
+    group_index: int
+    contributor_ids: list[str]
+
+
+class Round(View):
+    round_id: str
+    round_index: int
+    status: str
+    base_model_id: str
+    groups: list[Group]
+    winner_model_id: str | None
+    accepted: bool | None
+    judged_wrong: bool | None
+    ranking: list[int] | None
+    scores: list[float] | None
+    distances: list[float] | None
+    best_distance: float | None
+    opened_at: datetime | None
+    decided_at: datetime | None
+    scored_at: datetime | None
+
+
+class Rounds(BaseModel):
+    campaign_id: str
+    offset: int
+    rounds: list[Round]
+
+
+class LineageModel(View):
+    model_id: str
+    round_index: int | None
+    group_index: int | None
+    parent_model_id: str | None
+    contributor_ids: list[str]
+    contribution_ids: list[str]
+    artifact_ref: str | None
+    score: float | None
+    distance: float | None
+    rank: int | None
+    won: bool | None
+
+
+class Lineage(BaseModel):
+    campaign_id: str
+    models: list[LineageModel]
+
+
+class ShapleyValue(View):
+    contributor_id: str
+    value: float
+    std_error: float
+
+
+class Fairness(View):
+    round_index: int
+    pearson: float | None
+    spearman: float | None
+
+
+class Shapley(View):
+    campaign_id: str
+    values: list[ShapleyValue]
+    relative_error: float
+    method: str
+    as_of_round_index: int
+    updated_at: datetime | None
+    fairness: Fairness | None
+    fairness_history: list[Fairness]
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.db = db
             app.state.contributors = ContributorStore(db)
             app.state.balances = BalanceStore(db)
+            app.state.campaigns = CampaignReads(db)
             yield
 
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
@@ -79,6 +174,15 @@ def create_app(settings: Settings) -> FastAPI:
         store = request.app.state.balances
         assert isinstance(store, BalanceStore)
         return store
+
+    def campaigns(request: Request) -> CampaignReads:
+        reads = request.app.state.campaigns
+        assert isinstance(reads, CampaignReads)
+        return reads
+
+    async def known_campaign(request: Request, campaign_id: str) -> None:
+        if not await campaigns(request).exists(campaign_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign")
 
     @app.get("/healthz", responses={503: {"description": "MongoDB does not answer."}})
     async def healthz(request: Request) -> Health:
@@ -144,6 +248,52 @@ def create_app(settings: Settings) -> FastAPI:
             campaign_id=campaign,
             entries=[LedgerEntry(**vars(entry)) for entry in entries],
         )
+
+    unknown_campaign: dict[int | str, dict[str, Any]] = {404: {"description": "No such campaign."}}
+
+    @app.get("/v1/campaigns/{campaign_id}", responses=unknown_campaign)
+    async def campaign(request: Request, campaign_id: CampaignId) -> Campaign:
+        """Public: the spec and where the rounds stand (both null for feedback-only ones)."""
+        found = await campaigns(request).campaign(campaign_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign")
+        return Campaign.model_validate(found)
+
+    @app.get("/v1/campaigns/{campaign_id}/rounds", responses=unknown_campaign)
+    async def rounds(
+        request: Request,
+        campaign_id: CampaignId,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Rounds:
+        """Public: rounds oldest first, with their groups and, once decided, the outcome."""
+        await known_campaign(request, campaign_id)
+        found = await campaigns(request).rounds(campaign_id, limit, offset)
+        return Rounds(
+            campaign_id=campaign_id,
+            offset=offset,
+            rounds=[Round.model_validate(r) for r in found],
+        )
+
+    @app.get("/v1/campaigns/{campaign_id}/lineage", responses=unknown_campaign)
+    async def lineage(request: Request, campaign_id: CampaignId) -> Lineage:
+        """Public: every model, from the base through each round's candidates, with parents."""
+        await known_campaign(request, campaign_id)
+        found = await campaigns(request).lineage(campaign_id)
+        return Lineage(
+            campaign_id=campaign_id, models=[LineageModel.model_validate(m) for m in found]
+        )
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}/shapley",
+        responses={404: {"description": "No such campaign, or no Shapley values yet."}},
+    )
+    async def shapley(request: Request, campaign_id: CampaignId) -> Shapley:
+        """Public: the latest Shapley values and how well points tracked them, round by round."""
+        found = await campaigns(request).shapley(campaign_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no shapley values for this campaign")
+        return Shapley.model_validate(found)
 
     return app
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # so the local stack writes small values into .run/env.
     kafka_session_timeout_ms: int = Field(10_000, ge=500)
     kafka_heartbeat_interval_ms: int = Field(3_000, ge=100)
+    # How long an idle fetch waits for data. Each round crosses several topics in turn, so
+    # this bounds a round's latency when a broker answers a fetch only at its deadline.
+    kafka_fetch_max_wait_ms: int = Field(500, ge=1)
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
     mongo_db: str = "crowdsft"

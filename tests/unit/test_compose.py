@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "gateway", "balances")
+SERVICES = ("intake", "selection", "training", "scoring", "shapley", "gateway", "balances")
 
 
 def compose_command() -> list[str] | None:

@@ -64,6 +64,7 @@ def consumer_tuning(settings: Settings) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
 
@@ -172,6 +173,5 @@ def subscriber_options(settings: Settings, group_id: str) -> dict[str, Any]:
         "group_id": group_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "parser": header_tolerant_parser,
-        "fetch_max_wait_ms": 100,
         **consumer_tuning(settings),
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,11 +88,6 @@ class RoundStore:
     async def record_models(self, docs: list[Document]) -> None:
         for doc in docs:
             await self._models.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True)
-
-    async def lineage(self, campaign_id: str) -> list[dict[str, Any]]:
-        cursor = self._models.find({"campaign_id": campaign_id}, {"vector": 0})
-        docs = [doc async for doc in cursor]
-        return sorted(docs, key=lambda d: (d.get("round_index") or -1, d.get("group_index") or 0))
 
 
 def _now() -> datetime:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import make_broker
@@ -95,7 +96,7 @@ def submit(
     try:
         events = build_events(rows, defaults)
     except typer.BadParameter as exc:
-        err.print(f"[red]nothing was sent:[/red]\n{exc}")
+        err.print(f"[red]nothing was sent:[/red]\n{escape(str(exc))}")
         raise typer.Exit(1) from exc
     for event_id in asyncio.run(publish(events)):
         typer.echo(event_id)

@@ -1,0 +1,81 @@
+"""`crowdsft round start`: ask selection to open a campaign's next (or a given) round."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from crowdsft.adapters import mongo
+from crowdsft.adapters.campaign_store import CampaignState, CampaignStore
+from crowdsft.adapters.kafka import announcer, make_broker
+from crowdsft.campaigns import CampaignSpec
+from crowdsft.cli import app
+from crowdsft.contracts import StartRoundRequested, derive_event_id
+from crowdsft.contracts.topics import ROUND_START_REQUESTED
+from crowdsft.settings import load_settings
+
+round_app = typer.Typer(no_args_is_help=True, help="Run a campaign's rounds.")
+app.add_typer(round_app, name="round")
+err = Console(stderr=True)
+
+
+async def _campaign(campaign_id: str) -> tuple[CampaignSpec | None, CampaignState | None]:
+    async with mongo.opened(load_settings()) as db:
+        store = CampaignStore(db)
+        return await store.spec(campaign_id), await store.state(campaign_id)
+
+
+def start_command(campaign_id: str, round_index: int) -> StartRoundRequested:
+    """The same round asked for twice is the same command (selection opens a round once)."""
+    return StartRoundRequested(
+        event_id=derive_event_id("round.start_requested", campaign_id, round_index),
+        producer="cli",
+        campaign_id=campaign_id,
+        round_index=round_index,
+    )
+
+
+async def _publish(command: StartRoundRequested) -> None:
+    broker = make_broker(load_settings(), client_id="crowdsft-cli")
+    await broker.start()
+    try:
+        await announcer(broker)([(ROUND_START_REQUESTED, command.campaign_id, command)])
+    finally:
+        await broker.stop()
+
+
+@round_app.command("start")
+def start(
+    campaign: Annotated[str, typer.Option(help="Campaign id.")],
+    round_index: Annotated[
+        int | None,
+        typer.Option("--round", min=0, help="Round to open; default: the campaign's next one."),
+    ] = None,
+) -> None:
+    """Publish StartRoundRequested; selection opens the round if it is the next one."""
+    spec, state = asyncio.run(_campaign(campaign))
+    if spec is None or state is None:
+        err.print(
+            f"[red]campaign {escape(repr(campaign))} runs no rounds[/red] (unknown, or "
+            "created without --target; see `crowdsft campaign create --help`)"
+        )
+        raise typer.Exit(1)
+    index = state.next_round if round_index is None else round_index
+    if index != state.next_round:
+        err.print(
+            f"[yellow]round {index} is not the next one ({state.next_round}): "
+            "selection will ignore it[/yellow]"
+        )
+    elif index >= spec.policy.max_rounds:
+        err.print(
+            f"[yellow]the campaign's {spec.policy.max_rounds} rounds are done: "
+            "selection will ignore it[/yellow]"
+        )
+    command = start_command(campaign, index)
+    asyncio.run(_publish(command))
+    typer.echo(command.event_id)
+    err.print(f"asked to start round {index} of {campaign}")
