@@ -161,7 +161,10 @@ class SelectionHandler:
                 contribution_ids=[c for i in rows for c in doc["contribution_ids"][i]],
                 hyperparameters={"delta": spec.delta, **spec.hyperparameters},
             )
-            announcements.append((t.TRAINING_REQUESTED, campaign_id, request))
+            # Keyed per group, not per campaign: the requests spread over the partitions, so
+            # every training process shares the round's work.
+            key = f"{rid}:{group.group_index}"
+            announcements.append((t.TRAINING_REQUESTED, key, request))
         return announcements
 
     # Deciding a round.

@@ -53,10 +53,12 @@ async def finished(
 ) -> AsyncIterator[tuple[CampaignSpec, Reference]]:
     ref = reference(CONFIG, SEED)
     spec = spec_for("loop", CONFIG, ref.crowd, SEED)
-    services = start_services(stack_env, tmp_path_factory.mktemp("services"))
+    services = start_services(stack_env, tmp_path_factory.mktemp("services"), training=2)
     try:
         await launch(db, settings, spec, ref.crowd)
         await wait_finished(db, spec, services)
+        # Two training processes shared the rounds' requests.
+        assert all("candidate trained" in services[n].log() for n in ("training", "training-2"))
         yield spec, ref
     finally:
         for service in services.values():
