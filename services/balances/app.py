@@ -10,14 +10,19 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.balance_store import BalanceStore
-from crowdsft.adapters.campaign_reads import CampaignReads
+from crowdsft.adapters.campaign_reads import (
+    CampaignReads,
+    CampaignSummary,
+    ModelEntry,
+    RoundSummary,
+    ShapleySummary,
+)
 from crowdsft.adapters.contributor_store import ContributorStore
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, contributor_store, require_self
@@ -66,95 +71,15 @@ class Health(BaseModel):
     status: str
 
 
-class View(BaseModel):
-    """Built from the read adapter's dataclasses."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-
-class CampaignState(View):
-    next_round: int
-    model_id: str
-    open_round: int | None
-
-
-class Campaign(View):
-    campaign_id: str
-    name: str
-    created_at: datetime | None
-    spec: CampaignSpec | None
-    state: CampaignState | None
-
-
-class Group(View):
-    group_index: int
-    contributor_ids: list[str]
-
-
-class Round(View):
-    round_id: str
-    round_index: int
-    status: str
-    base_model_id: str
-    groups: list[Group]
-    winner_model_id: str | None
-    accepted: bool | None
-    judged_wrong: bool | None
-    ranking: list[int] | None
-    scores: list[float] | None
-    distances: list[float] | None
-    best_distance: float | None
-    opened_at: datetime | None
-    decided_at: datetime | None
-    scored_at: datetime | None
-
-
 class Rounds(BaseModel):
     campaign_id: str
     offset: int
-    rounds: list[Round]
-
-
-class LineageModel(View):
-    model_id: str
-    round_index: int | None
-    group_index: int | None
-    parent_model_id: str | None
-    contributor_ids: list[str]
-    contribution_ids: list[str]
-    artifact_ref: str | None
-    score: float | None
-    distance: float | None
-    rank: int | None
-    won: bool | None
+    rounds: list[RoundSummary]
 
 
 class Lineage(BaseModel):
     campaign_id: str
-    models: list[LineageModel]
-
-
-class ShapleyValue(View):
-    contributor_id: str
-    value: float
-    std_error: float
-
-
-class Fairness(View):
-    round_index: int
-    pearson: float | None
-    spearman: float | None
-
-
-class Shapley(View):
-    campaign_id: str
-    values: list[ShapleyValue]
-    relative_error: float
-    method: str
-    as_of_round_index: int
-    updated_at: datetime | None
-    fairness: Fairness | None
-    fairness_history: list[Fairness]
+    models: list[ModelEntry]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -252,12 +177,12 @@ def create_app(settings: Settings) -> FastAPI:
     unknown_campaign: dict[int | str, dict[str, Any]] = {404: {"description": "No such campaign."}}
 
     @app.get("/v1/campaigns/{campaign_id}", responses=unknown_campaign)
-    async def campaign(request: Request, campaign_id: CampaignId) -> Campaign:
+    async def campaign(request: Request, campaign_id: CampaignId) -> CampaignSummary:
         """Public: the spec and where the rounds stand (both null for feedback-only ones)."""
         found = await campaigns(request).campaign(campaign_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign")
-        return Campaign.model_validate(found)
+        return found
 
     @app.get("/v1/campaigns/{campaign_id}/rounds", responses=unknown_campaign)
     async def rounds(
@@ -272,7 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
         return Rounds(
             campaign_id=campaign_id,
             offset=offset,
-            rounds=[Round.model_validate(r) for r in found],
+            rounds=found,
         )
 
     @app.get("/v1/campaigns/{campaign_id}/lineage", responses=unknown_campaign)
@@ -280,20 +205,18 @@ def create_app(settings: Settings) -> FastAPI:
         """Public: every model, from the base through each round's candidates, with parents."""
         await known_campaign(request, campaign_id)
         found = await campaigns(request).lineage(campaign_id)
-        return Lineage(
-            campaign_id=campaign_id, models=[LineageModel.model_validate(m) for m in found]
-        )
+        return Lineage(campaign_id=campaign_id, models=found)
 
     @app.get(
         "/v1/campaigns/{campaign_id}/shapley",
         responses={404: {"description": "No such campaign, or no Shapley values yet."}},
     )
-    async def shapley(request: Request, campaign_id: CampaignId) -> Shapley:
+    async def shapley(request: Request, campaign_id: CampaignId) -> ShapleySummary:
         """Public: the latest Shapley values and how well points tracked them, round by round."""
         found = await campaigns(request).shapley(campaign_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no shapley values for this campaign")
-        return Shapley.model_validate(found)
+        return found
 
     return app
 

@@ -154,8 +154,10 @@ async def test_openapi_documents_campaign_endpoints(client: httpx.AsyncClient) -
         document["paths"]
     )
     schemas = document["components"]["schemas"]
-    assert {"Campaign", "CampaignSpec", "Round", "Lineage", "Shapley"} <= set(schemas)
-    assert "best_distance" in schemas["Round"]["properties"]
+    assert {"CampaignSummary", "CampaignSpec", "RoundSummary", "Lineage", "ShapleySummary"} <= set(
+        schemas
+    )
+    assert "best_distance" in schemas["RoundSummary"]["properties"]
 
 
 async def test_campaign_spec_and_state(client: httpx.AsyncClient) -> None:

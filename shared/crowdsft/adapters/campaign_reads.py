@@ -8,9 +8,10 @@ costs what it shows rather than what the services keep.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from crowdsft.adapters.mongo import CAMPAIGNS, MODELS, ROUNDS, SHAPLEY, Database, Document
 from crowdsft.campaigns import CampaignSpec
@@ -22,15 +23,19 @@ ROUND_FIELDS = [
 ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StateSummary:
+class ReadModel(BaseModel):
+    """What the API shows, so the read side and the HTTP schema cannot drift apart."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class StateSummary(ReadModel):
     next_round: int
     model_id: str
     open_round: int | None
 
 
-@dataclass(frozen=True)
-class CampaignSummary:
+class CampaignSummary(ReadModel):
     campaign_id: str
     name: str
     created_at: datetime | None
@@ -38,14 +43,12 @@ class CampaignSummary:
     state: StateSummary | None
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(ReadModel):
     group_index: int
     contributor_ids: list[str]
 
 
-@dataclass(frozen=True)
-class RoundSummary:
+class RoundSummary(ReadModel):
     round_id: str
     round_index: int
     status: str
@@ -63,8 +66,7 @@ class RoundSummary:
     scored_at: datetime | None
 
 
-@dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(ReadModel):
     model_id: str
     round_index: int | None
     group_index: int | None
@@ -78,22 +80,19 @@ class ModelEntry:
     won: bool | None
 
 
-@dataclass(frozen=True)
-class ShapleyValue:
+class ShapleyValue(ReadModel):
     contributor_id: str
     value: float
     std_error: float
 
 
-@dataclass(frozen=True)
-class Fairness:
+class Fairness(ReadModel):
     round_index: int
     pearson: float | None
     spearman: float | None
 
 
-@dataclass(frozen=True)
-class ShapleySummary:
+class ShapleySummary(ReadModel):
     campaign_id: str
     values: list[ShapleyValue]
     relative_error: float
@@ -115,7 +114,7 @@ def groups_of(contributor_ids: list[str], labels: list[int]) -> list[Group]:
     members: dict[int, list[str]] = {}
     for contributor_id, label in zip(contributor_ids, labels, strict=True):
         members.setdefault(int(label), []).append(contributor_id)
-    return [Group(g, members[g]) for g in sorted(members)]
+    return [Group(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
 
 
 def round_summary(doc: Document) -> RoundSummary:
@@ -159,7 +158,11 @@ def model_entry(doc: Document) -> ModelEntry:
 def shapley_summary(doc: Document) -> ShapleySummary:
     history = sorted(
         (
-            Fairness(int(index), finite(f.get("pearson")), finite(f.get("spearman")))
+            Fairness(
+                round_index=int(index),
+                pearson=finite(f.get("pearson")),
+                spearman=finite(f.get("spearman")),
+            )
             for index, f in (doc.get("fairness") or {}).items()
         ),
         key=lambda f: f.round_index,
@@ -167,7 +170,9 @@ def shapley_summary(doc: Document) -> ShapleySummary:
     values = zip(doc["contributor_ids"], doc["values"], doc["std_errors"], strict=True)
     return ShapleySummary(
         campaign_id=doc["_id"],
-        values=[ShapleyValue(c, float(v), float(e)) for c, v, e in values],
+        values=[
+            ShapleyValue(contributor_id=c, value=float(v), std_error=float(e)) for c, v, e in values
+        ],
         relative_error=float(doc["relative_error"]),
         method=doc["method"],
         as_of_round_index=int(doc["as_of_round_index"]),
