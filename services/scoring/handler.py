@@ -12,7 +12,7 @@ import structlog
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import Publish
-from crowdsft.adapters.ledger_store import LedgerStore
+from crowdsft.adapters.ledger_store import LedgerStore, RoundPayment
 from crowdsft.adapters.mongo import Document
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.campaigns import CampaignSpec
@@ -58,15 +58,16 @@ class ScoringHandler:
             raise LookupError(f"round {event.round_id} is not decided in the store yet")
         if doc["status"] == "decided":
             amounts = awards(spec, decided_round(doc))
-            paid = await self._ledger.pay_round(
-                spec.campaign_id,
-                doc["_id"],
-                doc["round_index"],
-                spec.points_rule,
-                doc["contributor_ids"],
-                amounts,
+            payment = RoundPayment(
+                campaign_id=spec.campaign_id,
+                round_doc_id=doc["_id"],
+                round_index=doc["round_index"],
+                rule=spec.points_rule,
+                contributor_ids=doc["contributor_ids"],
+                awards=amounts,
                 paid=bool(doc["accepted"]),
             )
+            paid = await self._ledger.pay_round(payment)
             log.info("round scored", round_id=doc["_id"], paid_now=paid)
             doc = await self._rounds.get(event.campaign_id, event.round_index)
             assert doc is not None

@@ -7,6 +7,7 @@ replayed decision finds the round scored and the whole transaction is abandoned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -26,6 +27,20 @@ def balance_id(campaign_id: str, contributor_id: str) -> str:
     return f"{campaign_id}:{contributor_id}"
 
 
+@dataclass(frozen=True)
+class RoundPayment:
+    """One decided round's awards under the campaign's rule; `paid` is False when the model
+    did not move (then only newcomers' initial points are written)."""
+
+    campaign_id: str
+    round_doc_id: str
+    round_index: int
+    rule: str
+    contributor_ids: list[str]
+    awards: FloatArray
+    paid: bool
+
+
 class LedgerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -41,58 +56,42 @@ class LedgerStore:
         known = {doc["contributor_id"]: float(doc["points"]) async for doc in cursor}
         return np.asarray([known.get(c, INITIAL_POINTS) for c in contributor_ids])
 
-    async def pay_round(
-        self,
-        campaign_id: str,
-        round_doc_id: str,
-        round_index: int,
-        rule: str,
-        contributor_ids: list[str],
-        awards: FloatArray,
-        paid: bool,
-    ) -> bool:
+    async def pay_round(self, payment: RoundPayment) -> bool:
         """True when this call paid the round; False when it had been paid before."""
         async with self._db.client.start_session() as session:
-            return await session.with_transaction(
-                lambda s: self._pay(
-                    s, campaign_id, round_doc_id, round_index, rule, contributor_ids, awards, paid
-                )
-            )
+            return await session.with_transaction(lambda s: self._pay(s, payment))
 
-    async def _pay(
-        self,
-        session: AsyncClientSession,
-        campaign_id: str,
-        round_doc_id: str,
-        round_index: int,
-        rule: str,
-        contributor_ids: list[str],
-        awards: FloatArray,
-        paid: bool,
-    ) -> bool:
+    async def _pay(self, session: AsyncClientSession, payment: RoundPayment) -> bool:
+        campaign_id, round_doc_id, paid = payment.campaign_id, payment.round_doc_id, payment.paid
         now = datetime.now(UTC)
         flipped = await self._rounds.update_one(
             {"_id": round_doc_id, "status": "decided"},
-            {"$set": {"status": "scored", "awards": [float(a) for a in awards], "scored_at": now}},
+            {
+                "$set": {
+                    "status": "scored",
+                    "awards": [float(a) for a in payment.awards],
+                    "scored_at": now,
+                }
+            },
             session=session,
         )
         if flipped.modified_count == 0:
             return False
         cursor = self._balances.find(
-            {"_id": {"$in": [balance_id(campaign_id, c) for c in contributor_ids]}},
+            {"_id": {"$in": [balance_id(campaign_id, c) for c in payment.contributor_ids]}},
             {"contributor_id": 1},
             session=session,
         )
         known = {doc["contributor_id"] async for doc in cursor}
         entries: list[Document] = []
         increments: dict[str, float] = {}
-        for contributor_id, award in zip(contributor_ids, awards, strict=True):
+        for contributor_id, award in zip(payment.contributor_ids, payment.awards, strict=True):
             if contributor_id not in known:
                 entries.append(_entry(campaign_id, INITIAL_ROUND, -1, contributor_id, "initial",
                                       INITIAL_POINTS, now))  # fmt: skip
             if paid:
-                entries.append(_entry(campaign_id, round_doc_id, round_index, contributor_id,
-                                      rule, float(award), now))  # fmt: skip
+                entries.append(_entry(campaign_id, round_doc_id, payment.round_index,
+                                      contributor_id, payment.rule, float(award), now))  # fmt: skip
             start = 0.0 if contributor_id in known else INITIAL_POINTS
             # One $inc per round, the same float additions the engine makes.
             increments[contributor_id] = start + float(award) if paid else start
