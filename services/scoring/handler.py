@@ -14,7 +14,7 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import Publish
 from crowdsft.adapters.ledger_store import LedgerStore, RoundPayment
 from crowdsft.adapters.mongo import Document
-from crowdsft.adapters.round_store import RoundStore
+from crowdsft.adapters.round_store import AWARDS, RoundStore, announced
 from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import PointAward, PointsAwarded, RoundDecided, derive_event_id
 from crowdsft.contracts import topics as t
@@ -71,7 +71,10 @@ class ScoringHandler:
             log.info("round scored", round_id=doc["_id"], paid_now=paid)
             doc = await self._rounds.get(event.campaign_id, event.round_index)
             assert doc is not None
+        if announced(doc, AWARDS):
+            return  # paid and announced before: a repeated decision stops here
         await self._publish([(t.POINTS_AWARDED, spec.campaign_id, self._awarded(spec, doc))])
+        await self._rounds.mark_announced(doc["_id"], AWARDS)
 
     @staticmethod
     def _awarded(spec: CampaignSpec, doc: Document) -> PointsAwarded:

@@ -18,7 +18,13 @@ from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import Announcement, Publish
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.mongo import Document
-from crowdsft.adapters.round_store import RoundStore, round_id
+from crowdsft.adapters.round_store import (
+    DECISION,
+    OPENING,
+    RoundStore,
+    announced,
+    round_id,
+)
 from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import (
     CandidateEvaluated,
@@ -100,8 +106,11 @@ class SelectionHandler:
             doc = await self._new_round(spec, round_index, state.model_id, state.rng_state)
             if doc is None:
                 return
+        elif announced(doc, OPENING):
+            return
         await self._campaigns.mark_open(campaign_id, round_index, doc["rng_state"])
         await self._publish(self._opening(spec, doc))
+        await self._rounds.mark_announced(doc["_id"], OPENING)
 
     async def _new_round(
         self, spec: CampaignSpec, round_index: int, model_id: str, rng_state: str
@@ -176,6 +185,8 @@ class SelectionHandler:
             return
         if doc["status"] == "open" and len(doc["candidates"]) < doc["n_groups"]:
             return  # still waiting for other groups
+        if announced(doc, DECISION):
+            return  # a late or repeated candidate of a round already decided and announced
         spec = await self._campaigns.spec(event.campaign_id)
         assert spec is not None, f"round {event.round_id} of a campaign without a spec"
         if doc["status"] == "open":
@@ -218,6 +229,7 @@ class SelectionHandler:
             rng_state=doc["rng_after"],
         )
         await self._publish(self._decision(campaign_id, doc))
+        await self._rounds.mark_announced(rid, DECISION)
         log.info("round decided", campaign_id=campaign_id, round_id=rid, improved=doc["accepted"])
 
     @staticmethod

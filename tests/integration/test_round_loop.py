@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from tests.integration.campaign_runs import (
     wait_finished,
 )
 from tests.support.kafka_io import produce_raw, read_topic
+from tests.support.stack import ServiceProcess
 
 # Grouping that reads the points and a rule with real-valued awards: the strictest check.
 CONFIG = SimulationConfig(
@@ -42,6 +45,22 @@ ROUND_TOPICS = (
     topics.POINTS_AWARDED,
 )
 STATE = (mongo.CAMPAIGNS, mongo.ROUNDS, mongo.MODELS, mongo.ARTIFACTS, mongo.BALANCES, mongo.LEDGER)
+# Which services consume each replayed topic: their logs tell when the replay was handled.
+# The two training processes form one consumer group: each record reaches one of them.
+CONSUMERS = {
+    topics.TRAINING_REQUESTED: ("training", "training-2"),
+    topics.CANDIDATE_TRAINED: ("selection",),
+    topics.ROUND_DECIDED: ("scoring",),
+    topics.POINTS_AWARDED: ("selection", "shapley"),
+}
+GROUPS = {topics.TRAINING_REQUESTED: 1, topics.POINTS_AWARDED: 2}
+
+
+@dataclass(frozen=True)
+class Finished:
+    spec: CampaignSpec
+    ref: Reference
+    services: dict[str, ServiceProcess]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +69,7 @@ async def finished(
     settings: Settings,
     db: Database,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[CampaignSpec, Reference]]:
+) -> AsyncIterator[Finished]:
     ref = reference(CONFIG, SEED)
     spec = spec_for("loop", CONFIG, ref.crowd, SEED)
     services = start_services(stack_env, tmp_path_factory.mktemp("services"), training=2)
@@ -59,17 +78,16 @@ async def finished(
         await wait_finished(db, spec, services)
         # Two training processes shared the rounds' requests.
         assert all("candidate trained" in services[n].log() for n in ("training", "training-2"))
-        yield spec, ref
+        yield Finished(spec, ref, services)
     finally:
         for service in services.values():
             service.stop()
 
 
 async def test_thirty_rounds_through_the_services_match_the_engine(
-    finished: tuple[CampaignSpec, Reference], db: Database
+    finished: Finished, db: Database
 ) -> None:
-    spec, ref = finished
-    await assert_matches_engine(db, spec, ref)
+    await assert_matches_engine(db, finished.spec, finished.ref)
 
 
 async def snapshot(db: Database) -> dict[str, Any]:
@@ -78,11 +96,17 @@ async def snapshot(db: Database) -> dict[str, Any]:
     return state | {"shapley": shapley}
 
 
+def handled(services: dict[str, ServiceProcess], topic: str) -> int:
+    """How many records of `topic` its consumers have finished (FastStream logs each one)."""
+    marker = re.compile(rf"{re.escape(topic)}\s+\|.*Processed\s*$")  # the column is padded
+    lines = [line for name in CONSUMERS[topic] for line in services[name].log().splitlines()]
+    return sum(1 for line in lines if marker.search(line))
+
+
 async def test_republishing_a_finished_round_changes_nothing(
-    finished: tuple[CampaignSpec, Reference], settings: Settings, db: Database
+    finished: Finished, settings: Settings, db: Database
 ) -> None:
-    spec, _ = finished
-    round_id = f"{spec.campaign_id}:r00012"
+    round_id = f"{finished.spec.campaign_id}:r00012"
     bootstrap = settings.kafka_bootstrap
     events = {topic: await read_topic(bootstrap, topic, idle_s=0.5) for topic in ROUND_TOPICS}
     replay = {
@@ -91,15 +115,22 @@ async def test_republishing_a_finished_round_changes_nothing(
     }
     assert all(replay.values()), {t: len(v) for t, v in replay.items()}
     before = await snapshot(db)
-    awarded_before = len(events[topics.POINTS_AWARDED])
+    done_before = {topic: handled(finished.services, topic) for topic in CONSUMERS}
 
     for topic, found in replay.items():
-        records = [(spec.campaign_id.encode(), json.dumps(e).encode()) for e in found]
+        records = [(finished.spec.campaign_id.encode(), json.dumps(e).encode()) for e in found]
         await produce_raw(bootstrap, topic, records)
 
-    # Scoring re-announces the round's awards once it has seen the decision again.
+    # Wait until every consumer has handled its share of the replay, then look again.
+    expected = {t: done_before[t] + len(replay[t]) * GROUPS.get(t, 1) for t in CONSUMERS}
     deadline = time.monotonic() + 30
-    while len(await read_topic(bootstrap, topics.POINTS_AWARDED, idle_s=0.3)) < awarded_before + 2:
-        assert time.monotonic() < deadline, "the services did not see the replayed round"
-    await asyncio.sleep(1.5)
+    while any(handled(finished.services, t) < n for t, n in expected.items()):
+        seen = {t: handled(finished.services, t) for t in CONSUMERS}
+        assert time.monotonic() < deadline, f"replay not handled: {seen} of {expected}"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
     assert await snapshot(db) == before
+    # Nothing was announced again past the first service: duplicates do not cascade.
+    assert len(await read_topic(bootstrap, topics.POINTS_AWARDED, idle_s=0.3)) == len(
+        events[topics.POINTS_AWARDED]
+    ) + len(replay[topics.POINTS_AWARDED])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import announcer, make_broker
-from crowdsft.adapters.mongo import ROUNDS, Database
+from crowdsft.adapters.mongo import CONTRIBUTIONS, ROUNDS, Database
 from crowdsft.campaigns import RoundPolicy
 from crowdsft.contracts import StartRoundRequested, derive_event_id, topics
 from crowdsft.engine.simulation import SimulationConfig
@@ -54,7 +54,12 @@ async def test_rounds_start_only_on_command(
     services = start_services(stack_env, tmp_path)
     try:
         await launch(db, settings, spec, ref.crowd)
-        await asyncio.sleep(3)
+        # Every contribution stored, and still no round: the policy waits for a command.
+        deadline = time.monotonic() + 60
+        while await db[CONTRIBUTIONS].count_documents({"campaign_id": "manual"}) < CONFIG.n_users:
+            assert time.monotonic() < deadline, "intake did not store the crowd"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
         assert await db[ROUNDS].count_documents({"campaign_id": "manual"}) == 0
 
         await start(settings, "manual", 0)

@@ -34,7 +34,8 @@ class ServiceProcess:
 
     def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
         self.module = module
-        self.env = {**os.environ, **env}
+        # Unbuffered, so the log shows what the service has done up to now.
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

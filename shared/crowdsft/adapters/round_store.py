@@ -23,6 +23,13 @@ def round_id(campaign_id: str, round_index: int) -> str:
     return f"{campaign_id}:r{round_index:05d}"
 
 
+OPENING, DECISION, AWARDS = "opening", "decision", "awards"
+
+
+def announced(doc: Document, step: str) -> bool:
+    return bool(doc.get("announced", {}).get(step))
+
+
 class RoundStore:
     def __init__(self, db: Database) -> None:
         self._rounds = db[ROUNDS]
@@ -57,6 +64,12 @@ class RoundStore:
         stored = await self._rounds.find_one({"_id": rid})
         assert stored is not None
         return stored
+
+    async def mark_announced(self, rid: str, step: str) -> None:
+        """After a step's events are out. A trigger that finds the flag set does nothing, so
+        a duplicate event stops at the first service instead of replaying the rounds after it;
+        a crash before the flag costs one repeated announcement, which consumers absorb."""
+        await self._rounds.update_one({"_id": rid}, {"$set": {f"announced.{step}": True}})
 
     async def of_campaign(self, campaign_id: str) -> list[Document]:
         cursor = self._rounds.find({"campaign_id": campaign_id}).sort("round_index", 1)
