@@ -213,6 +213,7 @@ def plot(out: Path, sent: dict[str, int], reasons: dict[str, int], latency: list
 
 
 async def run(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
     env = start_services(localstack.up(RUN_DIR))
     settings = settings_from(env)
     gateway = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
@@ -234,7 +235,6 @@ async def run(args: argparse.Namespace) -> None:
             db, settings, list(tokens), balances, args.seed, args.rounds, args.out, console
         )
 
-    args.out.mkdir(parents=True, exist_ok=True)
     summary = {
         "sent": sent,
         "stored_total": counts["stored"],
