@@ -67,17 +67,17 @@ def comment(rng: random.Random) -> str:
     return f"{text} (#{rng.randrange(10**6)})"
 
 
-def start_services(env: dict[str, str]) -> dict[str, str]:
+def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     """Each service in its own process with its PID file next to the stack's."""
     env = dict(env)
     for key in SERVICE_PORTS.values():
         env.setdefault(key, str(localstack.free_port()))
     for name in (*ROUND_SERVICES, *SERVICE_PORTS):
-        pid = localstack.read_pid(RUN_DIR, name)
+        pid = localstack.read_pid(run_dir, name)
         if pid is not None and localstack.pid_alive(pid):
             continue
-        localstack.spawn(RUN_DIR, name, [sys.executable, "-m", f"services.{name}"], env=env)
-    (RUN_DIR / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        localstack.spawn(run_dir, name, [sys.executable, "-m", f"services.{name}"], env=env)
+    (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return env
 
 
@@ -91,7 +91,7 @@ async def wait_healthy(url: str, timeout_s: float = 60) -> None:
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} not healthy after {timeout_s:.0f} s; see {RUN_DIR / 'logs'}")
+    raise RuntimeError(f"{url} not healthy after {timeout_s:.0f} s; see the run dir's logs/")
 
 
 async def register_crowd(db: mongo.Database, size: int) -> dict[str, str]:
@@ -214,7 +214,7 @@ def plot(out: Path, sent: dict[str, int], reasons: dict[str, int], latency: list
 
 async def run(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    env = start_services(localstack.up(RUN_DIR))
+    env = start_services(localstack.up(args.run_dir), args.run_dir)
     settings = settings_from(env)
     gateway = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     balances = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
@@ -294,6 +294,7 @@ def main() -> None:
     parser.add_argument("--per-contributor", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--run-dir", type=Path, default=RUN_DIR, help="stack state and logs")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
     asyncio.run(run(parser.parse_args()))
 
