@@ -25,49 +25,18 @@ from crowdsft.adapters.kafka import make_broker
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
-from crowdsft.campaigns import CampaignSpec, RoundPolicy, streams
-from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
-from crowdsft.engine.crowd import Crowd, sample_crowd
-from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
-from crowdsft.engine_data import load_population
+from crowdsft.campaigns import CampaignSpec, RoundPolicy
+from crowdsft.engine.crowd import Crowd
+from crowdsft.rounds import engine_run, synthetic_crowd
 from crowdsft.settings import Settings
-from crowdsft.vectors import vector_text
-
-
-def crowd_for(size: int, seed: int) -> Crowd:
-    population = load_population("synthetic")
-    return sample_crowd(population, size, np.random.default_rng(streams(seed)[0]))
-
-
-def engine_run(spec: CampaignSpec, crowd: Crowd) -> Trajectory:
-    config = SimulationConfig(
-        n_users=crowd.n_users,
-        n_groups=spec.n_groups,
-        grouping=spec.grouping,
-        evaluation=spec.evaluation,
-        points_rule=spec.points_rule,
-        n_rounds=spec.policy.max_rounds,
-        delta=spec.delta,
-        judge_error=spec.judge_error,
-    )
-    return simulate(config, crowd, np.random.default_rng(streams(spec.seed)[1]))
+from crowdsft.vectors import point_submissions
 
 
 async def submit_points(
     settings: Settings, spec: CampaignSpec, ids: list[str], crowd: Crowd
 ) -> None:
-    events = [
-        FeedbackSubmitted(
-            event_id=new_event_id(),
-            producer="demo-cli",
-            campaign_id=spec.campaign_id,
-            contributor_id=contributor,
-            prompt="my preference point (genre mean ratings)",
-            response=vector_text(row),
-            client_timestamp=utc_now(),
-        )
-        for contributor, row in zip(ids, crowd.users, strict=True)
-    ]
+    """Through the Kafka producer, as the CLI would."""
+    events = point_submissions(spec.campaign_id, ids, crowd.users, producer="demo-cli")
     broker = make_broker(settings, client_id="crowdsft-demo")
     await broker.start()
     try:
@@ -137,7 +106,7 @@ async def run_campaign(
     console: Console,
 ) -> dict[str, Any]:
     ids = sorted(ids)
-    crowd = crowd_for(len(ids), seed)
+    crowd = synthetic_crowd(len(ids), seed)
     spec = CampaignSpec(
         campaign_id=f"crowd-{time.strftime('%H%M%S')}",
         name="make demo: crowd simulation as services",

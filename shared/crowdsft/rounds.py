@@ -12,16 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from crowdsft.campaigns import CampaignSpec, dump_rng, load_rng
+from crowdsft.campaigns import CampaignSpec, dump_rng, load_rng, streams
+from crowdsft.engine.crowd import Crowd, sample_crowd
 from crowdsft.engine.evaluation import get_evaluation
 from crowdsft.engine.grouping import get_grouping
 from crowdsft.engine.points import RoundState, get_point_rule
+from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
 from crowdsft.engine.tournament import (
     TournamentOutcome,
     candidate_steps,
     run_tournament,
     weighted_centroids,
 )
+from crowdsft.engine_data import load_population
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -87,3 +90,24 @@ def awards(spec: CampaignSpec, decided: DecidedRound) -> FloatArray:
         spec.delta,
     )
     return np.asarray(get_point_rule(spec.points_rule)(state), dtype=np.float64)
+
+
+def synthetic_crowd(n_users: int, seed: int) -> Crowd:
+    """The crowd `crowdsft simulate --seed SEED --runs 1` draws from the synthetic population."""
+    population = load_population("synthetic")
+    return sample_crowd(population, n_users, np.random.default_rng(streams(seed)[0]))
+
+
+def engine_run(spec: CampaignSpec, crowd: Crowd) -> Trajectory:
+    """The whole campaign in the in-process engine: what the services must reproduce."""
+    config = SimulationConfig(
+        n_users=crowd.n_users,
+        n_groups=spec.n_groups,
+        grouping=spec.grouping,
+        evaluation=spec.evaluation,
+        points_rule=spec.points_rule,
+        n_rounds=spec.policy.max_rounds,
+        delta=spec.delta,
+        judge_error=spec.judge_error,
+    )
+    return simulate(config, crowd, np.random.default_rng(streams(spec.seed)[1]))

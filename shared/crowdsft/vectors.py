@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
+
 FloatArray = NDArray[np.float64]
 
 
@@ -66,3 +68,21 @@ def crowd_snapshot(docs: Iterable[dict[str, Any]], dim: int) -> CrowdSnapshot:
         else np.zeros((0, dim))
     )
     return CrowdSnapshot(ids, [[cid for cid, _ in row] for row in rows], users, ignored)
+
+
+def point_submissions(
+    campaign_id: str, contributor_ids: list[str], users: FloatArray, producer: str
+) -> list[FeedbackSubmitted]:
+    """Each contributor submits their point to a vector campaign, one feedback event each."""
+    return [
+        FeedbackSubmitted(
+            event_id=new_event_id(),
+            producer=producer,
+            campaign_id=campaign_id,
+            contributor_id=contributor_id,
+            prompt="my preference point",
+            response=vector_text(row),
+            client_timestamp=utc_now(),
+        )
+        for contributor_id, row in zip(contributor_ids, users, strict=True)
+    ]

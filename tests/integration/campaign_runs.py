@@ -17,13 +17,12 @@ from crowdsft.adapters.mongo import Database
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
 from crowdsft.campaigns import CampaignSpec, RoundPolicy, streams
-from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
-from crowdsft.engine.crowd import Crowd, sample_crowd
+from crowdsft.engine.crowd import Crowd
 from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
 from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
-from crowdsft.engine_data import load_population
+from crowdsft.rounds import synthetic_crowd
 from crowdsft.settings import Settings
-from crowdsft.vectors import vector_text
+from crowdsft.vectors import point_submissions
 from tests.support.stack import ServiceProcess
 
 ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
@@ -43,10 +42,8 @@ def contributor_ids(n: int) -> list[str]:
 
 
 def reference(config: SimulationConfig, seed: int, rel_error: float = 0.01) -> Reference:
-    crowd_stream, dynamics, shapley_stream = streams(seed)
-    crowd = sample_crowd(
-        load_population("synthetic"), config.n_users, np.random.default_rng(crowd_stream)
-    )
+    _, dynamics, shapley_stream = streams(seed)
+    crowd = synthetic_crowd(config.n_users, seed)
     trajectory = simulate(config, crowd, np.random.default_rng(dynamics))
     settings = ShapleySettings("stratified", rel_error)
     values = shapley_of_crowd(
@@ -75,18 +72,8 @@ def spec_for(campaign_id: str, config: SimulationConfig, crowd: Crowd, seed: int
 async def launch(db: Database, settings: Settings, spec: CampaignSpec, crowd: Crowd) -> None:
     """Create the campaign, then each contributor submits their point through the producer."""
     await CampaignStore(db).create_with_spec(spec)
-    events = [
-        FeedbackSubmitted(
-            event_id=new_event_id(),
-            producer="test",
-            campaign_id=spec.campaign_id,
-            contributor_id=contributor,
-            prompt="my preference vector",
-            response=vector_text(row),
-            client_timestamp=utc_now(),
-        )
-        for contributor, row in zip(contributor_ids(crowd.n_users), crowd.users, strict=True)
-    ]
+    ids = contributor_ids(crowd.n_users)
+    events = point_submissions(spec.campaign_id, ids, crowd.users, producer="test")
     broker = make_broker(settings, client_id="test-crowd")
     await broker.start()
     try:
