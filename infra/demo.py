@@ -32,7 +32,7 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorExists, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import ensure_topics, make_broker
+from crowdsft.adapters.kafka import ensure_topics, started_broker
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
 from crowdsft.settings import Settings, settings_from
@@ -113,12 +113,10 @@ async def submit_all(
 ) -> dict[str, int]:
     rng = random.Random(seed)
     sent = {"gateway": 0, "producer": 0, "duplicates": 0, "malformed": 0}
-    broker = make_broker(settings, client_id="crowdsft-demo")
-    await broker.start()
-    producer = FeedbackProducer(broker)
-    events: list[FeedbackSubmitted] = []
-    total = len(tokens) * per_contributor
-    try:
+    async with started_broker(settings, "crowdsft-demo") as broker:
+        producer = FeedbackProducer(broker)
+        events: list[FeedbackSubmitted] = []
+        total = len(tokens) * per_contributor
         async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
             with Progress(console=console) as progress:
                 task = progress.add_task("crowd submitting", total=total)
@@ -159,8 +157,6 @@ async def submit_all(
         ):
             await broker.publish(raw, FEEDBACK_SUBMITTED)
             sent["malformed"] += 1
-    finally:
-        await broker.stop()
     return sent
 
 

@@ -21,7 +21,7 @@ from rich.progress import Progress
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import make_broker
+from crowdsft.adapters.kafka import started_broker
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
@@ -37,12 +37,8 @@ async def submit_points(
 ) -> None:
     """Through the Kafka producer, as the CLI would."""
     events = point_submissions(spec.campaign_id, ids, crowd.users, producer="demo-cli")
-    broker = make_broker(settings, client_id="crowdsft-demo")
-    await broker.start()
-    try:
+    async with started_broker(settings, "crowdsft-demo") as broker:
         await FeedbackProducer(broker).submit(events)
-    finally:
-        await broker.stop()
 
 
 async def wait_rounds(db: mongo.Database, spec: CampaignSpec, console: Console) -> float:

@@ -39,7 +39,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.contracts import topics as t
 from crowdsft.engine.evaluation import l2_distance
-from crowdsft.rounds import group_crowd, judge
+from crowdsft.rounds import group_assignments, group_crowd, judge
 from crowdsft.vectors import crowd_snapshot
 
 PRODUCER = "selection"
@@ -47,10 +47,7 @@ log = structlog.get_logger(PRODUCER)
 
 
 def groups_of(doc: Document) -> list[GroupAssignment]:
-    members: dict[int, list[str]] = {}
-    for contributor_id, label in zip(doc["contributor_ids"], doc["labels"], strict=True):
-        members.setdefault(label, []).append(contributor_id)
-    return [GroupAssignment(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
+    return group_assignments(doc["contributor_ids"], doc["labels"])
 
 
 class SelectionHandler:

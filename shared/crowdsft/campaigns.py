@@ -10,16 +10,31 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.engine.evaluation import EVALUATIONS
 from crowdsft.engine.experiment import run_streams
 from crowdsft.engine.grouping import GROUPINGS
 from crowdsft.engine.points import POINT_RULES
+from crowdsft.engine.registry import Registry
 
 BACKENDS = ("vector",)
 MODEL_LOW, MODEL_HIGH = 0.0, 5.0  # the method's uniform start for the vector model
+
+
+ENGINE_REGISTRIES: dict[str, Registry[Any]] = {
+    "grouping": GROUPINGS,
+    "evaluation": EVALUATIONS,
+    "points_rule": POINT_RULES,
+}
 
 
 class RoundPolicy(BaseModel):
@@ -53,22 +68,12 @@ class CampaignSpec(BaseModel):
     shapley_rel_error: float = Field(0.01, gt=0, le=1)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("grouping")
+    @field_validator("grouping", "evaluation", "points_rule")
     @classmethod
-    def _known_grouping(cls, name: str) -> str:
-        GROUPINGS.lookup(name)
-        return name
-
-    @field_validator("evaluation")
-    @classmethod
-    def _known_evaluation(cls, name: str) -> str:
-        EVALUATIONS.lookup(name)
-        return name
-
-    @field_validator("points_rule")
-    @classmethod
-    def _known_rule(cls, name: str) -> str:
-        POINT_RULES.lookup(name)
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        """Refused at creation, with the names that exist, rather than mid-round."""
+        assert info.field_name is not None
+        ENGINE_REGISTRIES[info.field_name].lookup(name)
         return name
 
     @field_validator("backend")

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.campaigns import CampaignSpec, dump_rng, load_rng, streams
+from crowdsft.contracts import GroupAssignment
 from crowdsft.engine.crowd import Crowd, sample_crowd
 from crowdsft.engine.evaluation import get_evaluation
 from crowdsft.engine.grouping import get_grouping
@@ -38,6 +39,14 @@ def group_crowd(
     groups = min(spec.n_groups, points.size)
     labels = get_grouping(spec.grouping)(points, groups, round_index, spec.policy.max_rounds, rng)
     return labels, dump_rng(rng)
+
+
+def group_assignments(contributor_ids: list[str], labels: list[int]) -> list[GroupAssignment]:
+    """Who was in which group, from a round's contributor order and labels."""
+    members: dict[int, list[str]] = {}
+    for contributor_id, label in zip(contributor_ids, labels, strict=True):
+        members.setdefault(int(label), []).append(contributor_id)
+    return [GroupAssignment(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
 
 
 def vector_candidate(

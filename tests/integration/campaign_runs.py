@@ -11,7 +11,7 @@ import numpy as np
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import make_broker
+from crowdsft.adapters.kafka import started_broker
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.mongo import Database
 from crowdsft.adapters.round_store import RoundStore
@@ -74,12 +74,8 @@ async def launch(db: Database, settings: Settings, spec: CampaignSpec, crowd: Cr
     await CampaignStore(db).create_with_spec(spec)
     ids = contributor_ids(crowd.n_users)
     events = point_submissions(spec.campaign_id, ids, crowd.users, producer="test")
-    broker = make_broker(settings, client_id="test-crowd")
-    await broker.start()
-    try:
+    async with started_broker(settings, "test-crowd") as broker:
         await FeedbackProducer(broker).submit(events)
-    finally:
-        await broker.stop()
 
 
 def start_services(env: dict[str, str], logs: Path, training: int = 1) -> dict[str, ServiceProcess]:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.kafka import announcer, make_broker
+from crowdsft.adapters.kafka import announcer, started_broker
 from crowdsft.adapters.mongo import CONTRIBUTIONS, ROUNDS, Database
 from crowdsft.campaigns import RoundPolicy
 from crowdsft.contracts import StartRoundRequested, derive_event_id, topics
@@ -25,12 +25,8 @@ async def start(settings: Settings, campaign_id: str, round_index: int) -> None:
         campaign_id=campaign_id,
         round_index=round_index,
     )
-    broker = make_broker(settings, client_id="test-operator")
-    await broker.start()
-    try:
+    async with started_broker(settings, "test-operator") as broker:
         await announcer(broker)([(topics.ROUND_START_REQUESTED, campaign_id, command)])
-    finally:
-        await broker.stop()
 
 
 async def rounds_scored(db: Database, campaign_id: str) -> int:

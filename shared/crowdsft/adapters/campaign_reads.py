@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from crowdsft.adapters.mongo import CAMPAIGNS, MODELS, ROUNDS, SHAPLEY, Database, Document
 from crowdsft.campaigns import CampaignSpec
+from crowdsft.contracts import GroupAssignment
+from crowdsft.rounds import group_assignments
 
 ROUND_FIELDS = [
     "campaign_id", "round_index", "status", "base_model_id", "contributor_ids", "labels",
@@ -43,17 +45,12 @@ class CampaignSummary(ReadModel):
     state: StateSummary | None
 
 
-class Group(ReadModel):
-    group_index: int
-    contributor_ids: list[str]
-
-
 class RoundSummary(ReadModel):
     round_id: str
     round_index: int
     status: str
     base_model_id: str
-    groups: list[Group]
+    groups: list[GroupAssignment]
     winner_model_id: str | None
     accepted: bool | None
     judged_wrong: bool | None
@@ -110,13 +107,6 @@ def finite(value: Any) -> float | None:
     return float(value)
 
 
-def groups_of(contributor_ids: list[str], labels: list[int]) -> list[Group]:
-    members: dict[int, list[str]] = {}
-    for contributor_id, label in zip(contributor_ids, labels, strict=True):
-        members.setdefault(int(label), []).append(contributor_id)
-    return [Group(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
-
-
 def round_summary(doc: Document) -> RoundSummary:
     distances = doc.get("distances")
     return RoundSummary(
@@ -124,7 +114,7 @@ def round_summary(doc: Document) -> RoundSummary:
         round_index=doc["round_index"],
         status=doc["status"],
         base_model_id=doc["base_model_id"],
-        groups=groups_of(doc.get("contributor_ids", []), doc.get("labels", [])),
+        groups=group_assignments(doc.get("contributor_ids", []), doc.get("labels", [])),
         winner_model_id=doc.get("winner_model_id"),
         accepted=doc.get("accepted"),
         judged_wrong=doc.get("judged_wrong"),

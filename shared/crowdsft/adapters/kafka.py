@@ -10,7 +10,8 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
@@ -56,6 +57,17 @@ def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBrok
         linger_ms=5,
         **options,
     )
+
+
+@asynccontextmanager
+async def started_broker(settings: Settings, client_id: str) -> AsyncIterator[KafkaBroker]:
+    """A connected broker for a one-off producer (CLI, demo, tests), stopped on the way out."""
+    broker = make_broker(settings, client_id=client_id)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
 
 
 def consumer_tuning(settings: Settings) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import make_broker
+from crowdsft.adapters.kafka import started_broker
 from crowdsft.cli import app
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.settings import load_settings
@@ -58,12 +58,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 async def publish(events: list[FeedbackSubmitted]) -> list[str]:
-    broker = make_broker(load_settings(), client_id="crowdsft-cli")
-    await broker.start()
-    try:
+    async with started_broker(load_settings(), "crowdsft-cli") as broker:
         return await FeedbackProducer(broker).submit(events)
-    finally:
-        await broker.stop()
 
 
 @app.command()

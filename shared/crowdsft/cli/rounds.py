@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignState, CampaignStore
-from crowdsft.adapters.kafka import announcer, make_broker
+from crowdsft.adapters.kafka import announcer, started_broker
 from crowdsft.campaigns import CampaignSpec
 from crowdsft.cli import app
 from crowdsft.contracts import StartRoundRequested, derive_event_id
@@ -40,12 +40,8 @@ def start_command(campaign_id: str, round_index: int) -> StartRoundRequested:
 
 
 async def _publish(command: StartRoundRequested) -> None:
-    broker = make_broker(load_settings(), client_id="crowdsft-cli")
-    await broker.start()
-    try:
+    async with started_broker(load_settings(), "crowdsft-cli") as broker:
         await announcer(broker)([(ROUND_START_REQUESTED, command.campaign_id, command)])
-    finally:
-        await broker.stop()
 
 
 @round_app.command("start")
