@@ -9,6 +9,7 @@ what was already decided, with the same event ids, and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import structlog
@@ -39,8 +40,8 @@ from crowdsft.contracts import (
 )
 from crowdsft.contracts import topics as t
 from crowdsft.engine.evaluation import l2_distance
-from crowdsft.rounds import group_assignments, group_crowd, judge
-from crowdsft.vectors import crowd_snapshot
+from crowdsft.rounds import group_assignments, group_crowd, judge, judge_measured
+from crowdsft.vectors import crowd_snapshot, text_snapshot
 
 PRODUCER = "selection"
 log = structlog.get_logger(PRODUCER)
@@ -48,6 +49,24 @@ log = structlog.get_logger(PRODUCER)
 
 def groups_of(doc: Document) -> list[GroupAssignment]:
     return group_assignments(doc["contributor_ids"], doc["labels"])
+
+
+def training_hyperparameters(spec: CampaignSpec) -> dict[str, Any]:
+    """What a group's training is told, and what the lineage records for its candidate."""
+    if spec.llm is not None:
+        return {"llm": spec.llm.model_dump(mode="json"), **spec.hyperparameters}
+    return {"delta": spec.delta, **spec.hyperparameters}
+
+
+def _measured_metrics(doc: Document, group_index: int) -> dict[str, float]:
+    """An LLM candidate's training metrics and the judge's held-out distance, if measured."""
+    if "candidate_metrics" not in doc:
+        return {}
+    return {
+        **doc["candidate_metrics"][group_index],
+        "heldout_distance": doc["heldout_distances"][group_index],
+        "base_distance": doc["base_distance"],
+    }
 
 
 class SelectionHandler:
@@ -113,13 +132,15 @@ class SelectionHandler:
         self, spec: CampaignSpec, round_index: int, model_id: str, rng_state: str
     ) -> Document | None:
         docs = await self._contributions.of_campaign(spec.campaign_id)
-        crowd = crowd_snapshot(docs, len(spec.target))
+        measured = spec.backend == "lora"
+        crowd = text_snapshot(docs) if measured else crowd_snapshot(docs, len(spec.target))
         if not crowd.contributor_ids:
             log.warning("no usable contributions yet", campaign_id=spec.campaign_id)
             return None
         points = await self._ledger.points(spec.campaign_id, crowd.contributor_ids)
         labels, rng_after = group_crowd(spec, points, round_index, rng_state)
-        [base] = await self._rounds.vectors([model_id])
+        # An LLM's place in phi space is measured by training, and known at the decision.
+        base = np.zeros(0) if measured else (await self._rounds.vectors([model_id]))[0]
         return await self._rounds.open(
             {
                 "_id": round_id(spec.campaign_id, round_index),
@@ -165,7 +186,7 @@ class SelectionHandler:
                 contributor_ids=group.contributor_ids,
                 contributor_weights=[float(points[i] ** 2) for i in rows],
                 contribution_ids=[c for i in rows for c in doc["contribution_ids"][i]],
-                hyperparameters={"delta": spec.delta, **spec.hyperparameters},
+                hyperparameters=training_hyperparameters(spec),
             )
             # Keyed per group, not per campaign: the requests spread over the partitions, so
             # every training process shares the round's work.
@@ -192,6 +213,8 @@ class SelectionHandler:
 
     async def _decide(self, spec: CampaignSpec, doc: Document) -> Document:
         model_ids = [doc["candidates"][str(g)] for g in range(doc["n_groups"])]
+        if spec.backend == "lora":
+            return await self._decide_measured(spec, doc, model_ids)
         candidates = await self._rounds.vectors(model_ids)
         base = np.asarray(doc["base_model"])
         outcome, rng_after = judge(spec, base, candidates, doc["rng_state"])
@@ -212,10 +235,49 @@ class SelectionHandler:
             },
         )
 
+    async def _decide_measured(
+        self, spec: CampaignSpec, doc: Document, model_ids: list[str]
+    ) -> Document:
+        """Rank on the distances the training workers measured (the lower, the better); the
+        round's crowd and models enter phi space here, so scoring and Shapley work as for the
+        vector backend."""
+        base_id = doc["base_model_id"]
+        found = await self._rounds.measured([base_id, *model_ids])
+        missing = [m for m in [base_id, *model_ids] if m not in found]
+        if missing:
+            raise LookupError(f"no measurement stored for {missing}")
+        candidates = [found[m] for m in model_ids]
+        distances = np.asarray([c["distance"] for c in candidates])
+        outcome, rng_after = judge_measured(
+            spec, -distances, -found[base_id]["distance"], doc["rng_state"]
+        )
+        winner = model_ids[int(outcome.ranking[0])] if outcome.accepted else None
+        positions = {c: v for cand in candidates for c, v in cand["member_positions"].items()}
+        return await self._rounds.decide(
+            doc["_id"],
+            {
+                "candidate_models": model_ids,
+                "candidate_vectors": [c["vector"] for c in candidates],
+                "candidate_refs": [c["artifact_ref"] for c in candidates],
+                "candidate_metrics": [c["metrics"] for c in candidates],
+                "heldout_distances": [c["heldout_distance"] for c in candidates],
+                "base_model": found[base_id]["vector"],
+                "base_distance": found[base_id]["distance"],
+                "users": [positions[c] for c in doc["contributor_ids"]],
+                "ranking": [int(g) for g in outcome.ranking],
+                "scores": [float(s) for s in outcome.scores],
+                "distances": [float(d) for d in distances],
+                "accepted": outcome.accepted,
+                "judged_wrong": outcome.judged_wrong,
+                "winner_model_id": winner,
+                "rng_after": rng_after,
+            },
+        )
+
     async def _finish(self, spec: CampaignSpec, doc: Document) -> None:
         """Lineage, campaign state and announcements of a decided round: all repeatable."""
         campaign_id, rid, index = spec.campaign_id, doc["_id"], doc["round_index"]
-        await self._rounds.record_models(self._lineage(doc))
+        await self._rounds.record_models(self._lineage(doc, training_hyperparameters(spec)))
         model_id = doc["winner_model_id"] or doc["base_model_id"]
         await self._campaigns.advance(
             campaign_id,
@@ -230,8 +292,9 @@ class SelectionHandler:
         log.info("round decided", campaign_id=campaign_id, round_id=rid, improved=doc["accepted"])
 
     @staticmethod
-    def _lineage(doc: Document) -> list[Document]:
+    def _lineage(doc: Document, hyperparameters: dict[str, Any]) -> list[Document]:
         labels = np.asarray(doc["labels"])
+        refs = doc.get("candidate_refs")
         models = []
         for g, model_id in enumerate(doc["candidate_models"]):
             rows = np.flatnonzero(labels == g)
@@ -244,8 +307,13 @@ class SelectionHandler:
                     "parent_model_id": doc["base_model_id"],
                     "contributor_ids": [doc["contributor_ids"][i] for i in rows],
                     "contribution_ids": [c for i in rows for c in doc["contribution_ids"][i]],
-                    "artifact_ref": f"artifacts:{model_id}",
-                    "metrics": {"score": doc["scores"][g], "distance": doc["distances"][g]},
+                    "artifact_ref": refs[g] if refs else f"artifacts:{model_id}",
+                    "metrics": {
+                        "score": doc["scores"][g],
+                        "distance": doc["distances"][g],
+                        **_measured_metrics(doc, g),
+                    },
+                    "hyperparameters": hyperparameters,
                     "rank": doc["ranking"].index(g),
                     "won": model_id == doc["winner_model_id"],
                 }

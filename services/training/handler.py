@@ -3,6 +3,9 @@ candidate's id and artifact are derived from the round and group."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import structlog
 
 from crowdsft.adapters.kafka import Publish
@@ -18,6 +21,17 @@ class TrainingHandler:
     def __init__(self, backends: dict[str, TrainingBackend], publish: Publish) -> None:
         self._backends = backends
         self._publish = publish
+
+    async def on_training_batch(self, requests: Sequence[TrainingRequested]) -> None:
+        """All at once: a Ray cluster trains as many groups in parallel as it has workers.
+        Every request finishes before an error is raised, so a retried batch redoes only
+        what failed (the rest is found done)."""
+        results = await asyncio.gather(
+            *(self.on_training_requested(r) for r in requests), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
 
     async def on_training_requested(self, request: TrainingRequested) -> None:
         backend = self._backends.get(request.backend)

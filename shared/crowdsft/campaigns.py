@@ -25,8 +25,9 @@ from crowdsft.engine.experiment import run_streams
 from crowdsft.engine.grouping import GROUPINGS
 from crowdsft.engine.points import POINT_RULES
 from crowdsft.engine.registry import Registry
+from crowdsft.llm.config import PHI_DIMS, LlmSpec
 
-BACKENDS = ("vector",)
+BACKENDS = ("vector", "lora")
 MODEL_LOW, MODEL_HIGH = 0.0, 5.0  # the method's uniform start for the vector model
 
 
@@ -67,6 +68,7 @@ class CampaignSpec(BaseModel):
     shapley_every: int = Field(1, ge=1, description="Recompute Shapley every k rounds.")
     shapley_rel_error: float = Field(0.01, gt=0, le=1)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    llm: LlmSpec | None = Field(None, description="The model side of a `lora` campaign.")
 
     @field_validator("grouping", "evaluation", "points_rule")
     @classmethod
@@ -87,6 +89,22 @@ class CampaignSpec(BaseModel):
     def _model_fits_target(self) -> CampaignSpec:
         if self.initial_model is not None and len(self.initial_model) != len(self.target):
             raise ValueError("initial_model and target must have the same dimension")
+        return self
+
+    @model_validator(mode="after")
+    def _llm_fits_backend(self) -> CampaignSpec:
+        """A `lora` campaign's target lives in its `phi` space; a `vector` one has no model."""
+        if self.backend != "lora":
+            if self.llm is not None:
+                raise ValueError(f"`llm` is for the lora backend, not {self.backend!r}")
+            return self
+        if self.llm is None:
+            raise ValueError("the lora backend needs `llm` (base model, phi, prompts)")
+        dim = PHI_DIMS[self.llm.phi]
+        if len(self.target) != dim:
+            raise ValueError(
+                f"phi {self.llm.phi!r} has {dim} dimensions; target has {len(self.target)}"
+            )
         return self
 
 

@@ -22,6 +22,7 @@ from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
 from crowdsft.engine.tournament import (
     TournamentOutcome,
     candidate_steps,
+    rank_scores,
     run_tournament,
     weighted_centroids,
 )
@@ -67,6 +68,15 @@ def judge(
     outcome = run_tournament(
         base, candidates, get_evaluation(spec.evaluation), target, spec.judge_error, rng
     )
+    return outcome, dump_rng(rng)
+
+
+def judge_measured(
+    spec: CampaignSpec, scores: FloatArray, base_score: float, rng_state: str
+) -> tuple[TournamentOutcome, str]:
+    """The same tournament on scores measured by the training workers (the lora backend)."""
+    rng = load_rng(rng_state)
+    outcome = rank_scores(scores, base_score, spec.judge_error, rng)
     return outcome, dump_rng(rng)
 
 

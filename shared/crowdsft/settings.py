@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     intake_batch_max_records: int = Field(2_000, ge=1)
     intake_batch_timeout_ms: int = Field(50, ge=1)
 
+    # Training: the lora backend's Ray cluster (unset: a local one of `ray_local_cpus`), where
+    # adapters are kept (a shared volume when workers span machines) and the model cache.
+    ray_address: str | None = None
+    ray_local_cpus: int | None = Field(None, ge=1)
+    artifact_root: str = ".run/artifacts"
+    model_cache: str | None = None
+    training_batch_max_records: int = Field(16, ge=1)
+    # A round of SmolLM2 on a CPU takes minutes; the consumer must not be dropped meanwhile.
+    training_max_poll_interval_ms: int = Field(3_600_000, ge=1_000)
+
     http_host: str = "127.0.0.1"
     gateway_port: int = Field(8080, ge=0, le=65535)
     balances_port: int = Field(8081, ge=0, le=65535)

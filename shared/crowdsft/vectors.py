@@ -70,6 +70,16 @@ def crowd_snapshot(docs: Iterable[dict[str, Any]], dim: int) -> CrowdSnapshot:
     return CrowdSnapshot(ids, [[cid for cid, _ in row] for row in rows], users, ignored)
 
 
+def text_snapshot(docs: Iterable[dict[str, Any]]) -> CrowdSnapshot:
+    """An LLM campaign's crowd: every contribution is training text and none is a point; the
+    training workers place each contributor in phi space later (`users` has no columns)."""
+    rows: dict[str, list[str]] = {}
+    for doc in docs:
+        rows.setdefault(doc["contributor_id"], []).append(doc["_id"])
+    ids = sorted(rows)
+    return CrowdSnapshot(ids, [sorted(rows[c]) for c in ids], np.zeros((len(ids), 0)), 0)
+
+
 def point_submissions(
     campaign_id: str, contributor_ids: list[str], users: FloatArray, producer: str
 ) -> list[FeedbackSubmitted]:

@@ -40,13 +40,15 @@ class CampaignStore:
         """A campaign that runs rounds: its spec, its starting model and its random stream."""
         model, rng_state = initial_state(spec)
         root = root_model_id(spec.campaign_id)
-        lineage_root = {
+        lineage_root: Document = {
             "campaign_id": spec.campaign_id,
             "parent_model_id": None,
             "round_index": None,
-            "vector": model,
-            "artifact_ref": f"models:{root}",
         }
+        if spec.llm is None:
+            lineage_root |= {"vector": model, "artifact_ref": f"models:{root}"}
+        else:  # measured by the first training request, like every candidate after it
+            lineage_root |= {"artifact_ref": f"base:{spec.llm.base_model}"}
         await self._models.update_one({"_id": root}, {"$setOnInsert": lineage_root}, upsert=True)
         state = {"next_round": 0, "model_id": root, "rng_state": rng_state, "open_round": None}
         doc = {"_id": spec.campaign_id, "name": spec.name or spec.campaign_id}

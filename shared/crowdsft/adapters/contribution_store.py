@@ -120,7 +120,7 @@ class ContributionStore:
 
     async def by_ids(self, contribution_ids: list[str]) -> list[Document]:
         cursor = self._contributions.find(
-            {"_id": {"$in": contribution_ids}}, {"contributor_id": 1, "response": 1}
+            {"_id": {"$in": contribution_ids}}, {"contributor_id": 1, "prompt": 1, "response": 1}
         )
         return [doc async for doc in cursor]
 

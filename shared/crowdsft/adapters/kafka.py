@@ -159,7 +159,17 @@ class EventReader:
         self._producer = producer
 
     async def parse(self, message: StreamMessage[Any], model: type[M]) -> M | None:
-        record = message.raw_message
+        return await self.parse_record(message.raw_message, model)
+
+    async def parse_records(self, message: StreamMessage[Any], model: type[M]) -> list[M]:
+        """A batch subscriber's records, each parsed (or dead-lettered) on its own."""
+        raw = message.raw_message
+        parsed = [
+            await self.parse_record(r, model) for r in (raw if isinstance(raw, tuple) else (raw,))
+        ]
+        return [event for event in parsed if event is not None]
+
+    async def parse_record(self, record: Any, model: type[M]) -> M | None:
         try:
             return model.model_validate_json(record.value or b"")
         except ValidationError as exc:

@@ -96,7 +96,30 @@ class RoundStore:
             raise LookupError(f"no vector stored for {missing}")
         return np.asarray([found[m] for m in model_ids], dtype=np.float64)
 
+    async def put_measured(self, model_id: str, doc: Document) -> None:
+        """An LLM model's artifact document: where it stands in phi space, its distances and
+        metrics. The first write wins, as the first adapter folder does."""
+        await self._artifacts.update_one(
+            {"_id": model_id}, {"$setOnInsert": doc | {"stored_at": _now()}}, upsert=True
+        )
+
+    async def measured(self, model_ids: list[str]) -> dict[str, Document]:
+        cursor = self._artifacts.find({"_id": {"$in": model_ids}, "distance": {"$exists": True}})
+        return {doc["_id"]: doc async for doc in cursor}
+
     # Lineage: one document per model, with its parent, data and metrics.
+
+    async def ancestry(self, model_id: str) -> list[Document]:
+        """A model's lineage from the campaign's root to itself, oldest first."""
+        chain: list[Document] = []
+        current: str | None = model_id
+        while current is not None:
+            doc = await self._models.find_one({"_id": current}, {"vector": 0})
+            if doc is None:
+                raise LookupError(f"model {current!r} is not in the lineage")
+            chain.append(doc)
+            current = doc.get("parent_model_id")
+        return chain[::-1]
 
     async def record_models(self, docs: list[Document]) -> None:
         for doc in docs:

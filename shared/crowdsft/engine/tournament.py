@@ -49,14 +49,21 @@ def run_tournament(
     judge_error: float,
     rng: np.random.Generator,
 ) -> TournamentOutcome:
-    """Rank candidates best first; accept only if the true best beats the current model.
+    """Rank candidates best first; accept only if the true best beats the current model."""
+    scores = evaluate(candidates, target)
+    return rank_scores(scores, float(evaluate(model[None, :], target)[0]), judge_error, rng)
+
+
+def rank_scores(
+    scores: FloatArray, model_score: float, judge_error: float, rng: np.random.Generator
+) -> TournamentOutcome:
+    """The tournament on measured scores (an LLM candidate's is measured, not computed).
 
     With probability ``judge_error`` (drawn every round, for a stable random stream) rank 0 is
     swapped with a uniformly chosen other rank; the model then moves to the misjudged winner.
     """
-    scores = evaluate(candidates, target)
     ranking = np.argsort(-scores, kind="stable").astype(np.int64)
-    accepted = bool(scores[ranking[0]] > evaluate(model[None, :], target)[0])
+    accepted = bool(scores[ranking[0]] > model_score)
     errs = rng.random() < judge_error
     other = int(rng.integers(1, max(2, ranking.size)))
     judged_wrong = bool(accepted and errs and ranking.size > 1)

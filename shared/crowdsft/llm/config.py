@@ -1,0 +1,67 @@
+"""What an LLM campaign fixes: base model, `phi`, prompts, LoRA and sampling settings.
+
+Pure pydantic, no torch: a campaign is validated (and refused) where the heavy libraries are
+not installed, and the same models travel as plain dicts inside training requests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BaseModelName = Literal["smollm2-135m-instruct", "tiny"]
+PhiName = Literal["emotion", "minilm"]
+
+# Dimension of each `phi`: 27 GoEmotions emotions + neutral, and MiniLM's sentence vector.
+PHI_DIMS: dict[str, int] = {"emotion": 28, "minilm": 384}
+
+PAPER_PROMPT = "write a reddit comment."
+HELDOUT_PROMPTS = (
+    "write a short reddit comment.",
+    "reply to a reddit thread with a comment.",
+)
+
+
+class SftHyperparameters(BaseModel):
+    """LoRA fine-tuning; loss on the response tokens only, each example weighted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lora_r: int = Field(16, ge=1, le=256)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: int = Field(3, ge=1, le=100)
+    learning_rate: float = Field(5e-4, gt=0, le=1)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(128, ge=8, description="Tokens per example, prompt included.")
+    seed: int = Field(0, ge=0)
+
+
+class SamplingConfig(BaseModel):
+    """How a model's outputs are drawn for evaluation (K samples per prompt)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    samples: int = Field(50, ge=1, le=10_000)
+    max_new_tokens: int = Field(48, ge=1, le=1_024)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    batch_size: int = Field(50, ge=1)
+    seed: int = Field(0, ge=0)
+
+
+class LlmSpec(BaseModel):
+    """A `lora` campaign's model side. Selection scores on `eval_prompts`; the judge re-scores
+    the winner on `heldout_prompts`, which no candidate was picked on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_model: BaseModelName = "smollm2-135m-instruct"
+    phi: PhiName = "emotion"
+    eval_prompts: list[str] = Field(default_factory=lambda: [PAPER_PROMPT], min_length=1)
+    heldout_prompts: list[str] = Field(default_factory=lambda: list(HELDOUT_PROMPTS), min_length=1)
+    sft: SftHyperparameters = SftHyperparameters()
+    sampling: SamplingConfig = SamplingConfig()
+    heldout_sampling: SamplingConfig = SamplingConfig(seed=1)

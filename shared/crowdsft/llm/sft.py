@@ -1,0 +1,125 @@
+"""LoRA supervised fine-tuning on prompt/response pairs, loss on the response tokens only.
+
+A plain loop rather than a Trainer: a round trains on a few dozen examples, and the loop is
+short enough to read, weights each example (a contributor's points squared, as the vector
+backend weights its centroid) and reports what the lineage records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crowdsft.llm.config import SftHyperparameters
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    response: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SftReport:
+    examples: int
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+
+def chat_prompt(tokenizer: Any, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels: the prompt's labels are masked, the response ends with eos."""
+    head = tokenizer(chat_prompt(tokenizer, example.prompt), add_special_tokens=False)["input_ids"]
+    tail = tokenizer(example.response, add_special_tokens=False)["input_ids"]
+    tail = [*tail, tokenizer.eos_token_id]
+    ids = (head + tail)[:max_length]
+    labels = ([IGNORE] * len(head) + tail)[:max_length]
+    return ids, labels
+
+
+def train_lora(
+    model: Any, tokenizer: Any, examples: Sequence[Example], hp: SftHyperparameters
+) -> tuple[Any, SftReport]:
+    """The model wrapped with a freshly trained adapter, and what training did."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    if not examples:
+        raise ValueError("no examples to fine-tune on")
+    torch.manual_seed(hp.seed)
+    device = next(model.parameters()).device
+    lora = LoraConfig(
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules=list(hp.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, lora)
+    peft_model.train()
+    encoded = [encode(tokenizer, e, hp.max_length) for e in examples]
+    weights = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    weights = weights / weights.mean()
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=hp.learning_rate)
+    order_rng = torch.Generator().manual_seed(hp.seed)
+    losses: list[float] = []
+    started = time.perf_counter()
+    for _ in range(hp.epochs):
+        order = torch.randperm(len(encoded), generator=order_rng).tolist()
+        for start in range(0, len(order), hp.batch_size):
+            batch = order[start : start + hp.batch_size]
+            ids, labels, mask = _pad([encoded[i] for i in batch], tokenizer.pad_token_id)
+            logits = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            loss = _weighted_loss(logits, labels.to(device), weights[batch].to(device))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+    seconds = time.perf_counter() - started
+    peft_model.eval()
+    report = SftReport(len(examples) * hp.epochs, len(losses), seconds, losses[0], losses[-1])
+    return peft_model, report
+
+
+def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (row_ids, row_labels) in enumerate(rows):
+        ids[row, : len(row_ids)] = torch.tensor(row_ids)
+        labels[row, : len(row_labels)] = torch.tensor(row_labels)
+        mask[row, : len(row_ids)] = 1
+    return ids, labels, mask
+
+
+def _weighted_loss(logits: Any, labels: Any, weights: Any) -> Any:
+    """Each example's mean token loss, weighted: a contributor's weight scales their pull."""
+    import torch
+
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
+    counted = (targets != IGNORE).float()
+    per_example = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
+    return (per_example * weights).sum() / weights.sum()
