@@ -4,6 +4,7 @@ from crowdsft.cli import (
     campaigns,  # noqa: F401
     contributors,  # noqa: F401
     feedback,  # noqa: F401
+    llm,  # noqa: F401
     operators,  # noqa: F401
     rounds,  # noqa: F401
     schemas,  # noqa: F401

@@ -69,6 +69,7 @@ class TrainJob:
     llm: dict[str, Any]
     target: list[float]
     workspace: Workspace
+    heldout: bool = True
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def train_candidate(job: TrainJob) -> TrainResult:
     model, tokenizer = load(job.model, job.workspace, device)
     tuned, report = train_lora(model, tokenizer, job.examples, spec.sft)
     job.workspace.store().publish(job.adapter_key, tuned.save_pretrained)
-    evaluation = evaluate(tuned, tokenizer, spec, job.target, job.workspace.cache())
+    evaluation = evaluate(tuned, tokenizer, spec, job.target, job.workspace.cache(), job.heldout)
     phi = load_phi(spec.phi, job.workspace.cache(), device)
     return TrainResult(
         adapter_key=job.adapter_key,

@@ -17,7 +17,7 @@ from crowdsft.engine.experiment import RunResult
 from crowdsft.engine.simulation import CONVERGENCE_DISTANCE
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -39,7 +39,7 @@ def plot_distances(
     ax.axhline(CONVERGENCE_DISTANCE, color="grey", ls="--", lw=1)
     ax.set(xlabel="round", ylabel="L2 distance to expert", title=title)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_points_vs_shapley(results: Sequence[RunResult], path: Path, title: str = "") -> None:
@@ -53,7 +53,7 @@ def plot_points_vs_shapley(results: Sequence[RunResult], path: Path, title: str 
         ylabel="final points (z-score within run)",
         title=title or f"points vs Shapley, mean Pearson {pear:.3f}",
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _z(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -80,4 +80,4 @@ def plot_heatmap(
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(im, ax=ax)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,0 +1,196 @@
+"""The paper's LLM experiment: single models on 33/66/100 neighbours against a 3 x 3
+tournament on disjoint parts, every model measured by 50 samples in `phi` space.
+
+The same jobs the `lora` backend runs on Ray (`crowdsft.llm.jobs`) run here in-process, so the
+experiment measures the code the services use; the design itself is `crowdsft.llm.design`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crowdsft.llm.config import (
+    PAPER_PROMPT,
+    BaseModelName,
+    LlmSpec,
+    SamplingConfig,
+    SftHyperparameters,
+)
+from crowdsft.llm.design import emotion_target, reduction, remove_used, split_generation
+from crowdsft.llm.jobs import (
+    EvaluateJob,
+    Evaluation,
+    ModelRef,
+    TrainJob,
+    Workspace,
+    evaluate_model,
+    train_candidate,
+)
+from crowdsft.llm.models import pick_device
+from crowdsft.llm.sft import Example
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LlmExperimentConfig:
+    emotion: str
+    out_dir: Path
+    base_model: BaseModelName = "smollm2-135m-instruct"
+    neighbours: int = 100
+    singles: tuple[int, ...] = (33, 66, 100)
+    parts: tuple[int, ...] = (33, 22, 15)
+    candidates: int = 3
+    samples: int = 50
+    max_new_tokens: int = 48
+    sft: SftHyperparameters = field(default_factory=SftHyperparameters)
+    seed: int = 0
+    cache: Path | None = None
+
+    def llm_spec(self) -> LlmSpec:
+        sampling = SamplingConfig(
+            samples=self.samples,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=min(self.samples, 50),
+            seed=self.seed,
+        )
+        return LlmSpec(
+            base_model=self.base_model,
+            phi="emotion",
+            eval_prompts=[PAPER_PROMPT],
+            sft=self.sft,
+            sampling=sampling,
+        )
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    label: str  # base, single-33, gen1-c0, ...
+    kind: str  # base | single | multi
+    generation: int | None
+    examples: int
+    distance: float
+    won: bool = False
+    train_seconds: float = 0.0
+    generation_seconds: float = 0.0
+    new_tokens: int = 0
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LlmExperimentResult:
+    emotion: str
+    anchor_text: str
+    device: str
+    seconds: float
+    outcomes: list[ModelOutcome]
+
+    def distance(self, label: str) -> float:
+        return next(o.distance for o in self.outcomes if o.label == label)
+
+    @property
+    def base_distance(self) -> float:
+        return self.distance("base")
+
+    @property
+    def singles(self) -> dict[str, float]:
+        return {o.label: o.distance for o in self.outcomes if o.kind == "single"}
+
+    @property
+    def winners(self) -> list[float]:
+        return [o.distance for o in self.outcomes if o.kind == "multi" and o.won]
+
+    @property
+    def reduction_vs_largest_single(self) -> float:
+        return reduction(self.winners[-1], list(self.singles.values())[-1])
+
+    @property
+    def reduction_vs_best_single(self) -> float:
+        return reduction(self.winners[-1], min(self.singles.values()))
+
+
+Step = Callable[[str], None]
+
+
+def run_llm_experiment(
+    cfg: LlmExperimentConfig,
+    pool_texts: Sequence[str],
+    pool_phi: FloatArray,
+    emotion_index: int,
+    on_step: Step = lambda _: None,
+) -> LlmExperimentResult:
+    """Base, singles, then the tournament; `on_step` hears each model as it is done."""
+    started = time.perf_counter()
+    chosen = emotion_target(pool_phi, emotion_index, cfg.neighbours)
+    target = [float(x) for x in chosen.target]
+    texts = [pool_texts[i] for i in chosen.neighbours]  # nearest first
+    work = cfg.out_dir / "artifacts" / cfg.emotion
+    shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
+    workspace = Workspace(str(work.resolve()), str(cfg.cache) if cfg.cache else None)
+    spec = cfg.llm_spec().model_dump(mode="json")
+    root = ModelRef(cfg.base_model)
+
+    def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:
+        examples = [Example(PAPER_PROMPT, pool_texts[int(chosen.neighbours[i])]) for i in rows]
+        job = TrainJob(model, key, examples, ["pool"] * len(rows), spec, target, workspace,
+                       heldout=False)  # fmt: skip
+        result = train_candidate(job)
+        return result.evaluation, result.train_seconds
+
+    base = evaluate_model(EvaluateJob(root, spec, target, workspace, heldout=False))
+    outcomes = [_outcome("base", "base", None, 0, base, 0.0)]
+    on_step("base")
+    for n in cfg.singles:
+        evaluation, seconds = train(f"single-{n}", root, range(n))
+        outcomes.append(_outcome(f"single-{n}", "single", None, n, evaluation, seconds))
+        on_step(f"single-{n}")
+
+    rng = np.random.default_rng(cfg.seed)
+    pool = list(range(len(texts)))
+    current = root
+    for generation, size in enumerate(cfg.parts, start=1):
+        parts = split_generation(pool, size, cfg.candidates, rng)
+        measured = []
+        for c, rows in enumerate(parts):
+            key = f"gen{generation}-c{c}"
+            evaluation, seconds = train(key, current, rows)
+            measured.append(_outcome(key, "multi", generation, size, evaluation, seconds))
+            on_step(key)
+        best = int(np.argmin([m.distance for m in measured]))
+        measured[best] = _won(measured[best])
+        outcomes.extend(measured)
+        pool = remove_used(pool, parts[best])
+        current = ModelRef(cfg.base_model, (*current.adapters, f"gen{generation}-c{best}"))
+    return LlmExperimentResult(
+        emotion=cfg.emotion,
+        anchor_text=pool_texts[chosen.anchor],
+        device=pick_device(),
+        seconds=time.perf_counter() - started,
+        outcomes=outcomes,
+    )
+
+
+def _outcome(label: str, kind: str, generation: int | None, examples: int,
+             evaluation: Evaluation, train_seconds: float) -> ModelOutcome:  # fmt: skip
+    return ModelOutcome(
+        label=label,
+        kind=kind,
+        generation=generation,
+        examples=examples,
+        distance=evaluation.distance,
+        train_seconds=train_seconds,
+        generation_seconds=evaluation.generation_seconds,
+        new_tokens=evaluation.new_tokens,
+        samples=evaluation.samples[:3],
+    )
+
+
+def _won(outcome: ModelOutcome) -> ModelOutcome:
+    return ModelOutcome(**{**outcome.__dict__, "won": True})
