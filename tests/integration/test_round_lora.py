@@ -109,9 +109,9 @@ async def test_two_lora_rounds_leave_a_lineage(
     for decided in rounds:
         models = [
             doc
-            async for doc in db[MODELS].find({"round_index": decided["round_index"]}).sort(
-                "group_index"
-            )
+            async for doc in db[MODELS]
+            .find({"round_index": decided["round_index"]})
+            .sort("group_index")
         ]
         assert len(models) == 2
         data: list[str] = []

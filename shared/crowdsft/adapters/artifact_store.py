@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 REF_PREFIX = "artifact:"
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.@~-]+(/[A-Za-z0-9_.@~-]+)*$")
 
 
 def model_key(model_id: str, kind: str = "adapter") -> str:
-    """`camp:r00003:g1` -> `camp/r00003/g1/adapter`."""
-    return "/".join([*model_id.split(":"), kind])
+    """`camp:r00003:g1` -> `camp/r00003/g1/adapter`. Ids may hold `::` or `:.:`; such parts
+    become `~0` / `~1` (ids never contain `~`, so no two ids share a key)."""
+    parts = [p if p not in ("", ".", "..") else f"~{len(p)}" for p in model_id.split(":")]
+    return "/".join([*parts, kind])
 
 
 def ref_of(key: str) -> str:
@@ -38,7 +40,7 @@ class ArtifactStore:
         self.root = root.expanduser().resolve()
 
     def path(self, key: str) -> Path:
-        if not KEY_PATTERN.fullmatch(key) or ".." in key.split("/"):
+        if not KEY_PATTERN.fullmatch(key) or {".", ".."} & set(key.split("/")):
             raise ValueError(f"bad artifact key {key!r}")
         return self.root / key
 

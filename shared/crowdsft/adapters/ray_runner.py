@@ -16,11 +16,17 @@ R = TypeVar("R")
 
 class RayRunner:
     def __init__(
-        self, address: str | None = None, local_cpus: int | None = None, cpus_per_task: float = 1
+        self,
+        address: str | None = None,
+        local_cpus: int | None = None,
+        cpus_per_task: float = 1,
+        gpus_per_task: float = 1,
     ) -> None:
         self._address = address
         self._local_cpus = local_cpus
         self._cpus_per_task = cpus_per_task
+        # A 135M model uses a sliver of a GPU: a fraction lets several groups share one.
+        self._gpus_per_task = gpus_per_task
         self._remotes: dict[Callable[..., Any], Any] = {}
         self._gpu: bool | None = None
         self._starting = asyncio.Lock()
@@ -45,7 +51,9 @@ class RayRunner:
         return self._gpu
 
     def task_options(self) -> dict[str, float]:
-        return {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": self._cpus_per_task}
+        if self.gpu:
+            return {"num_gpus": self._gpus_per_task, "num_cpus": self._cpus_per_task}
+        return {"num_cpus": self._cpus_per_task}
 
     async def run(self, fn: Callable[[A], R], arg: A) -> R:
         """Submit `fn(arg)` as a task; the event loop stays free while it runs."""

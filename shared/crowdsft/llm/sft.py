@@ -74,6 +74,8 @@ def train_lora(
     peft_model.train()
     encoded = [encode(tokenizer, e, hp.max_length) for e in examples]
     weights = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    if float(weights.sum()) <= 0:
+        raise ValueError("every example has weight 0: nothing to learn from")
     weights = weights / weights.mean()
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=hp.learning_rate)
@@ -122,4 +124,5 @@ def _weighted_loss(logits: Any, labels: Any, weights: Any) -> Any:
     ).view(targets.shape)
     counted = (targets != IGNORE).float()
     per_example = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
-    return (per_example * weights).sum() / weights.sum()
+    # A batch of only zero-weight examples contributes nothing (not NaN).
+    return (per_example * weights).sum() / weights.sum().clamp(min=1e-12)
