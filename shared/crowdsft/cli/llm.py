@@ -63,6 +63,8 @@ def experiment_llm(
     learning_rate: float = typer.Option(5e-4),
     pool_limit: int | None = typer.Option(None, help="Use only the first N test comments."),
     seed: int = typer.Option(0, min=0),
+    gate: bool = typer.Option(False, help="Ours: move only to a closer winner."),
+    rescore: bool = typer.Option(False, help="Ours: re-measure the finalists on fresh samples."),
 ) -> None:
     """Single models vs the 3 x 3 tournament, per emotion; table in OUT/table.md."""
     from crowdsft.llm.design import check_design
@@ -86,7 +88,7 @@ def experiment_llm(
     with console.status(f"placing {len(pool.texts)} test comments in phi space"):
         pool_phi = load_phi("emotion", None, pick_device()).embed(pool.texts)
     sft = SftHyperparameters(epochs=epochs, learning_rate=learning_rate)
-    models_per_emotion = 1 + len(_sizes(singles)) + candidates * len(_sizes(parts))
+    models_per_emotion = 1 + len(_sizes(singles)) + candidates * len(_sizes(parts)) + 2 * rescore
     results = []
     with Progress(
         "[progress.description]{task.description}",
@@ -109,6 +111,8 @@ def experiment_llm(
                 max_new_tokens=max_new_tokens,
                 sft=sft,
                 seed=seed,
+                gate=gate,
+                rescore=rescore,
             )
 
             def step(label: str, emotion_name: str = name) -> None:

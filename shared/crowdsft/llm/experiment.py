@@ -53,6 +53,11 @@ class LlmExperimentConfig:
     sft: SftHyperparameters = field(default_factory=SftHyperparameters)
     seed: int = 0
     cache: Path | None = None
+    # Our rules, off by default (the paper's protocol): a generation's winner replaces the
+    # model only if it is closer (the services' improvement gate); and the final models are
+    # re-measured on fresh samples, so best-of-3 luck does not flatter the tournament.
+    gate: bool = False
+    rescore: bool = False
 
     def llm_spec(self) -> LlmSpec:
         sampling = SamplingConfig(
@@ -104,16 +109,37 @@ class LlmExperimentResult:
         return {o.label: o.distance for o in self.outcomes if o.kind == "single"}
 
     @property
-    def winners(self) -> list[float]:
-        return [o.distance for o in self.outcomes if o.kind == "multi" and o.won]
+    def in_hand(self) -> list[float]:
+        """The tournament model's distance after each generation: the generation's winner,
+        or (gated, when no candidate was closer) the model it already had."""
+        current, after = self.base_distance, []
+        generations = sorted({o.generation for o in self.outcomes if o.generation is not None})
+        for g in generations:
+            won = [o for o in self.outcomes if o.generation == g and o.won]
+            current = won[0].distance if won else current
+            after.append(current)
+        return after
+
+    @property
+    def rescored(self) -> dict[str, float]:
+        return {o.label: o.distance for o in self.outcomes if o.kind == "rescored"}
 
     @property
     def reduction_vs_largest_single(self) -> float:
-        return reduction(self.winners[-1], list(self.singles.values())[-1])
+        return reduction(self.in_hand[-1], list(self.singles.values())[-1])
 
     @property
     def reduction_vs_best_single(self) -> float:
-        return reduction(self.winners[-1], min(self.singles.values()))
+        return reduction(self.in_hand[-1], min(self.singles.values()))
+
+    @property
+    def rescored_reduction(self) -> float | None:
+        """Multi vs the largest single, both re-measured on fresh samples."""
+        scores = self.rescored
+        if "rescored-multi" not in scores:
+            return None
+        single = next(k for k in scores if k.startswith("rescored-single"))
+        return reduction(scores["rescored-multi"], scores[single])
 
 
 Step = Callable[[str], None]
@@ -135,6 +161,10 @@ def run_llm_experiment(
     shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
     workspace = Workspace(str(work.resolve()), str(cfg.cache) if cfg.cache else None)
     spec = cfg.llm_spec().model_dump(mode="json")
+    fresh_sampling = cfg.llm_spec().sampling.model_copy(update={"seed": cfg.seed + 1_000})
+    rescoring = (
+        cfg.llm_spec().model_copy(update={"sampling": fresh_sampling}).model_dump(mode="json")
+    )
     root = ModelRef(cfg.base_model)
 
     def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:
@@ -154,7 +184,7 @@ def run_llm_experiment(
 
     rng = np.random.default_rng(cfg.seed)
     pool = list(range(len(texts)))
-    current = root
+    current, current_distance = root, base.distance
     for generation, size in enumerate(cfg.parts, start=1):
         parts = split_generation(pool, size, cfg.candidates, rng)
         measured = []
@@ -164,10 +194,21 @@ def run_llm_experiment(
             measured.append(_outcome(key, "multi", generation, size, evaluation, seconds))
             on_step(key)
         best = int(np.argmin([m.distance for m in measured]))
-        measured[best] = _won(measured[best])
-        outcomes.extend(measured)
         pool = remove_used(pool, parts[best])
-        current = ModelRef(cfg.base_model, (*current.adapters, f"gen{generation}-c{best}"))
+        if not cfg.gate or measured[best].distance < current_distance:
+            measured[best] = _won(measured[best])
+            current = ModelRef(cfg.base_model, (*current.adapters, f"gen{generation}-c{best}"))
+            current_distance = measured[best].distance
+        outcomes.extend(measured)
+    if cfg.rescore:
+        largest = ModelRef(cfg.base_model, (f"single-{cfg.singles[-1]}",))
+        for label, model in (
+            (f"rescored-single-{cfg.singles[-1]}", largest),
+            ("rescored-multi", current),
+        ):
+            fresh = evaluate_model(EvaluateJob(model, rescoring, target, workspace, heldout=False))
+            outcomes.append(_outcome(label, "rescored", None, 0, fresh, 0.0))
+            on_step(label)
     return LlmExperimentResult(
         emotion=cfg.emotion,
         anchor_text=pool_texts[chosen.anchor],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 
-from crowdsft.llm.experiment import LlmExperimentResult
+from crowdsft.llm.experiment import LlmExperimentResult, ModelOutcome
 from crowdsft.reporting.files import write_json
 from crowdsft.reporting.plots import save_figure
 
@@ -18,9 +19,11 @@ def summary_row(result: LlmExperimentResult) -> dict[str, float | str]:
         "emotion": result.emotion,
         "base": result.base_distance,
         **result.singles,
-        **{f"multi-gen{g}": d for g, d in enumerate(result.winners, start=1)},
+        **{f"multi-gen{g}": d for g, d in enumerate(result.in_hand, start=1)},
         "reduction_vs_largest_single": result.reduction_vs_largest_single,
         "reduction_vs_best_single": result.reduction_vs_best_single,
+        **result.rescored,
+        **({"rescored_reduction": r} if (r := result.rescored_reduction) is not None else {}),
         "seconds": result.seconds,
         "device": result.device,
     }
@@ -29,18 +32,25 @@ def summary_row(result: LlmExperimentResult) -> dict[str, float | str]:
 def markdown_table(results: Sequence[LlmExperimentResult]) -> str:
     """Mean L2 distance to the target in phi space (lower is better), one row per emotion."""
     singles = list(results[0].singles)
-    gens = [f"multi gen {g}" for g in range(1, len(results[0].winners) + 1)]
+    gens = [f"multi gen {g}" for g in range(1, len(results[0].in_hand) + 1)]
+    rescored = list(results[0].rescored)
     header = ["emotion", "base", *singles, *gens, "multi vs largest single", "vs best single"]
+    if rescored:
+        header += [*(f"re-scored {label.removeprefix('rescored-')}" for label in rescored),
+                   "re-scored multi vs single"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         cells = [
             r.emotion,
             f"{r.base_distance:.4f}",
             *(f"{d:.4f}" for d in r.singles.values()),
-            *(f"{d:.4f}" for d in r.winners),
+            *(f"{d:.4f}" for d in r.in_hand),
             f"{100 * r.reduction_vs_largest_single:+.1f}%",
             f"{100 * r.reduction_vs_best_single:+.1f}%",
         ]
+        if rescored:
+            cells += [f"{d:.4f}" for d in r.rescored.values()]
+            cells.append(f"{100 * (r.rescored_reduction or 0.0):+.1f}%")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -48,9 +58,10 @@ def markdown_table(results: Sequence[LlmExperimentResult]) -> str:
 def plot_llm_result(result: LlmExperimentResult, path: Path) -> None:
     """Bars: base, each single, each generation's winner; dots: every tournament candidate."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = ["base", *result.singles, *(f"gen{g}" for g in range(1, len(result.winners) + 1))]
-    values = [result.base_distance, *result.singles.values(), *result.winners]
-    colours = ["grey"] + ["tab:blue"] * len(result.singles) + ["tab:orange"] * len(result.winners)
+    generations = range(1, len(result.in_hand) + 1)
+    labels = ["base", *result.singles, *(f"gen{g}" for g in generations)]
+    values = [result.base_distance, *result.singles.values(), *result.in_hand]
+    colours = ["grey"] + ["tab:blue"] * len(result.singles) + ["tab:orange"] * len(result.in_hand)
     ax.bar(range(len(values)), values, color=colours)
     offset = 1 + len(result.singles)
     for outcome in result.outcomes:
@@ -61,6 +72,12 @@ def plot_llm_result(result: LlmExperimentResult, path: Path) -> None:
     ax.set_ylabel("mean L2 distance to target (phi)")
     ax.set_title(f"{result.emotion}: single vs tournament")
     save_figure(fig, path)
+
+
+def result_from_json(payload: dict[str, Any]) -> LlmExperimentResult:
+    """A saved `result.json` back as a result (to redraw or re-tabulate without re-running)."""
+    fields = {k: payload[k] for k in ("emotion", "anchor_text", "device", "seconds")}
+    return LlmExperimentResult(**fields, outcomes=[ModelOutcome(**o) for o in payload["outcomes"]])
 
 
 def write_llm_results(results: Sequence[LlmExperimentResult], out_dir: Path) -> list[Path]:
