@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from crowdsft.adapters.artifact_store import ArtifactStore, key_of
+from crowdsft.adapters.campaign_reads import model_entry
 from crowdsft.adapters.campaign_store import CampaignStore, root_model_id
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import started_broker
@@ -130,6 +131,10 @@ async def test_two_lora_rounds_leave_a_lineage(
             assert model["hyperparameters"]["llm"]["sft"]["learning_rate"] == 2e-2
             adapter = store.path(key_of(model["artifact_ref"]))
             assert (adapter / "adapter_config.json").exists()
+            # The read API's lineage shows the judge's held-out distance and the metrics.
+            entry = model_entry(model)
+            assert entry.heldout_distance == metrics["heldout_distance"]
+            assert entry.metrics["train_examples_per_s"] > 0
         assert sorted(data) == sorted(all_contributions)
         # The winner beat the base on the selection prompts, or the model stayed put.
         winner = decided["winner_model_id"]

@@ -66,3 +66,15 @@ def test_each_service_runs_replicated_with_settings_only(
     assert "replicaSet" in env["CROWDSFT_MONGO_URI"]
     # Secrets pass through from the operator's shell, never a default in the file.
     assert env["CROWDSFT_KAFKA_SASL_PASSWORD"] is None
+
+
+def test_training_reaches_the_ray_cluster_with_shared_artifacts(compose: dict[str, Any]) -> None:
+    """The lora backend's work runs on the Ray nodes, which must read what training wrote."""
+    services = compose["services"]
+    training = services["training"]
+    assert training["build"]["args"]["EXTRAS"] == "[llm]"
+    assert training["environment"]["CROWDSFT_RAY_ADDRESS"].startswith("ray://ray-head:")
+    root = training["environment"]["CROWDSFT_ARTIFACT_ROOT"]
+    for node in ("training", "ray-head", "ray-worker"):
+        assert f"artifacts:{root}" in services[node]["volumes"]
+    assert services["ray-worker"]["build"]["args"]["EXTRAS"] == "[llm]"

@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from crowdsft.adapters.mongo import CAMPAIGNS, MODELS, ROUNDS, SHAPLEY, Database, Document
 from crowdsft.campaigns import CampaignSpec
@@ -73,6 +73,11 @@ class ModelEntry(ReadModel):
     artifact_ref: str | None
     score: float | None
     distance: float | None
+    heldout_distance: float | None = Field(
+        None, description="LLM candidates: the judge's distance on held-out prompts."
+    )
+    metrics: dict[str, float] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
     rank: int | None
     won: bool | None
 
@@ -140,6 +145,9 @@ def model_entry(doc: Document) -> ModelEntry:
         artifact_ref=doc.get("artifact_ref"),
         score=finite(metrics.get("score")),
         distance=finite(metrics.get("distance")),
+        heldout_distance=finite(metrics.get("heldout_distance")),
+        metrics={k: f for k, v in metrics.items() if (f := finite(v)) is not None},
+        hyperparameters=doc.get("hyperparameters", {}),
         rank=doc.get("rank"),
         won=doc.get("won"),
     )
