@@ -12,9 +12,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from crowdsft.cli import app
+from crowdsft.cli.progress import progress_bar
 from crowdsft.llm.config import SftHyperparameters
 
 console = Console(stderr=True)
@@ -90,14 +90,7 @@ def experiment_llm(
     sft = SftHyperparameters(epochs=epochs, learning_rate=learning_rate)
     models_per_emotion = 1 + len(_sizes(singles)) + candidates * len(_sizes(parts)) + 2 * rescore
     results = []
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("models", total=models_per_emotion * len(emotion))
+    with progress_bar(models_per_emotion * len(emotion), "models", console) as step:
         for name in emotion:
             cfg = LlmExperimentConfig(
                 emotion=name,
@@ -115,12 +108,10 @@ def experiment_llm(
                 rescore=rescore,
             )
 
-            def step(label: str, emotion_name: str = name) -> None:
-                progress.update(task, advance=1, description=f"{emotion_name}: {label}")
-                if not console.is_terminal:  # a log file gets one line per model instead
-                    console.log(f"{emotion_name}: {label} done")
+            def on_model(label: str, emotion_name: str = name) -> None:
+                step(f"{emotion_name}: {label}")
 
-            result = run_llm_experiment(cfg, pool.texts, pool_phi, names.index(name), step)
+            result = run_llm_experiment(cfg, pool.texts, pool_phi, names.index(name), on_model)
             results.append(result)
             write_llm_results(results, out)  # after each emotion, so a long run shows progress
     print(markdown_table(results), end="")

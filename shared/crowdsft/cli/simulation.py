@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,10 +16,10 @@ import numpy as np
 import typer
 from numpy.typing import NDArray
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from crowdsft.cli import app
+from crowdsft.cli.progress import progress_bar
 from crowdsft.engine.evaluation import EVALUATIONS
 from crowdsft.engine.experiment import (
     RunResult,
@@ -48,21 +46,6 @@ SWEEP_USERS = (10, 25, 50, 75, 100)
 SWEEP_GROUPS = (2, 3, 4, 5)
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[object], None]]:
-    """A rich progress bar; yields the per-run callback that advances it."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda _result: bar.advance(task)
-
-
 def _workers(workers: int) -> int:
     return workers if workers > 0 else (os.cpu_count() or 1)
 
@@ -77,7 +60,7 @@ def run_setting(
     label: str = "runs",
 ) -> list[RunResult]:
     """All runs of one setting behind a progress bar."""
-    with _progress(runs, label) as tick:
+    with progress_bar(runs, label, console) as tick:
         return run_experiment(
             config,
             population,
@@ -179,7 +162,7 @@ def sweep(
     settings = ShapleySettings(shapley_method, shapley_rel_error, shapley_samples or None)
     rows: list[dict[str, object]] = []
     started = time.perf_counter()
-    with _progress(len(cells) * runs, "sweep") as tick:
+    with progress_bar(len(cells) * runs, "sweep", console) as tick:
         for grouping, evaluation, n, g in cells:
             if g > n:
                 continue
