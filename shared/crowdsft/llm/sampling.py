@@ -29,6 +29,10 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], cfg: SamplingConf
 
     device = next(model.parameters()).device
     asked = [p for p in prompts for _ in range(cfg.samples)]
+    # An answer is one turn: it ends at the first special token, not only at eos. A tuned
+    # model sometimes opens a new turn (`<|im_start|>assistant ...`) instead of closing its
+    # own, and that text is not its answer (found in the first GPU runs; see docs/llm.md).
+    stop_ids = sorted(set(tokenizer.all_special_ids))
     tokenizer.padding_side = "left"
     torch.manual_seed(cfg.seed)
     texts: list[str] = []
@@ -46,6 +50,7 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], cfg: SamplingConf
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
+                eos_token_id=stop_ids,
                 pad_token_id=tokenizer.pad_token_id,
             )
         generated = out[:, batch["input_ids"].shape[1] :]
