@@ -253,6 +253,9 @@ async def test_lineage_from_base_through_candidates(client: httpx.AsyncClient) -
         "artifact_ref": f"artifacts:{candidate(0, 1)}",
         "score": -0.5,
         "distance": 0.5,
+        "heldout_distance": None,  # measured for LLM candidates only
+        "metrics": {"score": -0.5, "distance": 0.5},
+        "hyperparameters": {},
         "rank": 0,
         "won": True,
     }
