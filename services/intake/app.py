@@ -10,7 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contribution_store import ContributionStore
-from crowdsft.adapters.kafka import subscriber_options
+from crowdsft.adapters.kafka import batch_records, subscriber_options
 from crowdsft.adapters.service import service_parts
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
@@ -39,10 +39,9 @@ def create_app(settings: Settings) -> FastStream:
         **subscriber_options(settings, GROUP_ID),
     )
     async def on_feedback_submitted(message: KafkaMessage) -> None:
-        raw = message.raw_message
         records = [
             RawRecord(r.topic, r.partition, r.offset, r.key, r.value or b"")
-            for r in (raw if isinstance(raw, tuple) else (raw,))
+            for r in batch_records(message)
         ]
         try:
             report = await handler.handle(records)

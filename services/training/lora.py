@@ -20,6 +20,7 @@ from crowdsft.contracts import TrainingRequested
 from crowdsft.llm.config import LlmSpec
 from crowdsft.llm.jobs import (
     EvaluateJob,
+    Evaluation,
     ModelRef,
     TrainJob,
     Workspace,
@@ -67,28 +68,21 @@ class LoraBackend:
             workspace=self._workspace,
         )
         result = await self._runner.run(train_candidate, job)
-        evaluation = result.evaluation
-        doc = {
-            "campaign_id": request.campaign_id,
-            "round_id": request.round_id,
-            "vector": evaluation.position,
-            "distance": evaluation.distance,
-            "heldout_distance": evaluation.heldout_distance,
-            "member_positions": result.member_positions,
-            "metrics": {
-                "examples": float(result.examples),
-                "train_steps": float(result.steps),
-                "train_seconds": result.train_seconds,
-                "train_examples_per_s": result.examples_per_s,
-                "first_loss": result.first_loss,
-                "last_loss": result.last_loss,
-                "generation_seconds": evaluation.generation_seconds,
-                "generated_tokens": float(evaluation.new_tokens),
-            },
-            "artifact_ref": ref_of(result.adapter_key),
-            "samples": evaluation.samples,
-            "device": result.device,
+        training = {
+            "examples": float(result.examples),
+            "train_steps": float(result.steps),
+            "train_seconds": result.train_seconds,
+            "train_examples_per_s": result.examples_per_s,
+            "first_loss": result.first_loss,
+            "last_loss": result.last_loss,
         }
+        doc = measurement(
+            request.campaign_id,
+            result.evaluation,
+            ref_of(result.adapter_key),
+            training,
+            result.member_positions,
+        ) | {"round_id": request.round_id, "device": result.device}
         await self._rounds.put_measured(model_id, doc)
         return _candidate(model_id, doc)
 
@@ -113,19 +107,8 @@ class LoraBackend:
             evaluation = await self._runner.run(evaluate_model, job)
         finally:
             self._measuring.pop(model_id, None)
-        await self._rounds.put_measured(
-            model_id,
-            {
-                "campaign_id": spec.campaign_id,
-                "vector": evaluation.position,
-                "distance": evaluation.distance,
-                "heldout_distance": evaluation.heldout_distance,
-                "member_positions": {},
-                "metrics": {"generation_seconds": evaluation.generation_seconds},
-                "artifact_ref": f"base:{ref.base}",
-                "samples": evaluation.samples,
-            },
-        )
+        doc = measurement(spec.campaign_id, evaluation, f"base:{ref.base}")
+        await self._rounds.put_measured(model_id, doc)
 
     async def _examples(self, request: TrainingRequested) -> tuple[list[Example], list[str]]:
         """The group's pairs in id order, each weighted by its author's points squared."""
@@ -135,6 +118,31 @@ class LoraBackend:
             Example(d["prompt"], d["response"], weight_of[d["contributor_id"]]) for d in docs
         ]
         return examples, [d["contributor_id"] for d in docs]
+
+
+def measurement(
+    campaign_id: str,
+    evaluation: Evaluation,
+    artifact_ref: str,
+    training: dict[str, float] | None = None,
+    member_positions: dict[str, list[float]] | None = None,
+) -> Document:
+    """A measured model's artifact document (what selection ranks and the lineage shows): a
+    trained candidate's or, without training figures or members, a base's."""
+    return {
+        "campaign_id": campaign_id,
+        "vector": evaluation.position,
+        "distance": evaluation.distance,
+        "heldout_distance": evaluation.heldout_distance,
+        "member_positions": member_positions or {},
+        "metrics": {
+            **(training or {}),
+            "generation_seconds": evaluation.generation_seconds,
+            "generated_tokens": float(evaluation.new_tokens),
+        },
+        "artifact_ref": artifact_ref,
+        "samples": evaluation.samples,
+    }
 
 
 def _id(doc: Document) -> str:

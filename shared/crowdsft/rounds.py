@@ -23,7 +23,6 @@ from crowdsft.engine.tournament import (
     TournamentOutcome,
     candidate_steps,
     rank_scores,
-    run_tournament,
     weighted_centroids,
 )
 from crowdsft.engine_data import load_population
@@ -63,18 +62,17 @@ def judge(
     spec: CampaignSpec, base: FloatArray, candidates: FloatArray, rng_state: str
 ) -> tuple[TournamentOutcome, str]:
     """Rank the candidates against the target with the improvement gate and judging error."""
-    rng = load_rng(rng_state)
+    evaluate = get_evaluation(spec.evaluation)
     target = np.asarray(spec.target, dtype=np.float64)
-    outcome = run_tournament(
-        base, candidates, get_evaluation(spec.evaluation), target, spec.judge_error, rng
-    )
-    return outcome, dump_rng(rng)
+    base_score = float(evaluate(base[None, :], target)[0])
+    return judge_measured(spec, evaluate(candidates, target), base_score, rng_state)
 
 
 def judge_measured(
     spec: CampaignSpec, scores: FloatArray, base_score: float, rng_state: str
 ) -> tuple[TournamentOutcome, str]:
-    """The same tournament on scores measured by the training workers (the lora backend)."""
+    """The tournament on scores: computed from vectors (`judge`) or measured by the training
+    workers (the lora backend)."""
     rng = load_rng(rng_state)
     outcome = rank_scores(scores, base_score, spec.judge_error, rng)
     return outcome, dump_rng(rng)

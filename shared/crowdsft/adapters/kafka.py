@@ -163,10 +163,7 @@ class EventReader:
 
     async def parse_records(self, message: StreamMessage[Any], model: type[M]) -> list[M]:
         """A batch subscriber's records, each parsed (or dead-lettered) on its own."""
-        raw = message.raw_message
-        parsed = [
-            await self.parse_record(r, model) for r in (raw if isinstance(raw, tuple) else (raw,))
-        ]
+        parsed = [await self.parse_record(record, model) for record in batch_records(message)]
         return [event for event in parsed if event is not None]
 
     async def parse_record(self, record: Any, model: type[M]) -> M | None:
@@ -187,6 +184,12 @@ class EventReader:
             )
             await self._publish([(DEAD_LETTERS, None, letter)])
             return None
+
+
+def batch_records(message: StreamMessage[Any]) -> tuple[Any, ...]:
+    """The raw records behind a batch subscriber's message (one record is a batch of one)."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
 
 
 def subscriber_options(settings: Settings, group_id: str) -> dict[str, Any]:

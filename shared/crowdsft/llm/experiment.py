@@ -160,11 +160,10 @@ def run_llm_experiment(
     work = cfg.out_dir / "artifacts" / cfg.emotion
     shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
     workspace = Workspace(str(work.resolve()), str(cfg.cache) if cfg.cache else None)
-    spec = cfg.llm_spec().model_dump(mode="json")
-    fresh_sampling = cfg.llm_spec().sampling.model_copy(update={"seed": cfg.seed + 1_000})
-    rescoring = (
-        cfg.llm_spec().model_copy(update={"sampling": fresh_sampling}).model_dump(mode="json")
-    )
+    llm = cfg.llm_spec()
+    spec = llm.model_dump(mode="json")
+    fresh_sampling = llm.sampling.model_copy(update={"seed": cfg.seed + 1_000})
+    rescoring = llm.model_copy(update={"sampling": fresh_sampling}).model_dump(mode="json")
     root = ModelRef(cfg.base_model)
 
     def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:

@@ -12,12 +12,11 @@ import fcntl
 import functools
 import importlib.util
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.config import BaseModelName
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -62,17 +61,9 @@ def base_checkpoint(name: BaseModelName, cache: Path | None = None) -> Path:
     with _locked(folder.parent / f".{name}.lock"):
         if not (folder / "config.json").exists():
             builders = {SMOLLM2: _convert_smollm2, TINY: _build_tiny}
-            _build_atomically(folder, lambda out: builders[name](out, cache))
+            # Built in a staging folder and renamed: a crash never leaves half a checkpoint.
+            ArtifactStore(folder.parent).publish(name, builders[name])
     return folder
-
-
-def _build_atomically(folder: Path, build: Any) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        build(tmp)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -85,7 +76,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _convert_smollm2(out: Path, cache: Path | None) -> None:
+def _convert_smollm2(out: Path) -> None:
     quiet_libraries()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -103,7 +94,7 @@ def _convert_smollm2(out: Path, cache: Path | None) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _build_tiny(out: Path, cache: Path | None) -> None:
+def _build_tiny(out: Path) -> None:
     """Two layers of width 64 over SmolLM2's tokenizer: real text in, fast enough for tests.
     Only the tokenizer is read from the GGUF (seconds), not the weights."""
     import torch

@@ -14,8 +14,8 @@ pytest.importorskip("peft")
 import torch
 from peft import LoraConfig, get_peft_model
 
+from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.models import (
-    _build_atomically,
     base_checkpoint,
     default_cache,
     load_model,
@@ -46,7 +46,7 @@ def test_failed_build_leaves_no_checkpoint(tmp_path: Path) -> None:
         raise RuntimeError("conversion failed")
 
     with pytest.raises(RuntimeError, match="conversion failed"):
-        _build_atomically(tmp_path / "tiny", broken)
+        ArtifactStore(tmp_path).publish("tiny", broken)  # how base_checkpoint builds
     assert list(tmp_path.iterdir()) == []
 
 
