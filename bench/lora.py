@@ -52,9 +52,9 @@ def throughput(spec: LlmSpec) -> dict[str, Any]:
     """Training examples/s and generation tokens/s of one process with all its threads."""
     import torch
 
-    from crowdsft.llm.models import base_checkpoint, load_model, load_tokenizer, pick_device
-    from crowdsft.llm.sampling import sample
-    from crowdsft.llm.sft import Example, train_lora
+    from crowdsft.llm_runtime.models import base_checkpoint, load_model, load_tokenizer, pick_device
+    from crowdsft.llm_runtime.sampling import sample
+    from crowdsft.llm_runtime.sft import Example, train_lora
 
     device = pick_device()
     checkpoint = base_checkpoint(spec.base_model)
@@ -82,7 +82,7 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
     import numpy as np
 
     from crowdsft.adapters.ray_runner import RayRunner
-    from crowdsft.llm.jobs import (
+    from crowdsft.llm_runtime.jobs import (
         EvaluateJob,
         ModelRef,
         TrainJob,
@@ -90,8 +90,8 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
         evaluate_model,
         train_candidate,
     )
-    from crowdsft.llm.phi import load_phi
-    from crowdsft.llm.sft import Example
+    from crowdsft.llm_runtime.phi import load_phi
+    from crowdsft.llm_runtime.sft import Example
 
     texts = comments(GROUPS * PER_GROUP)
     target = [float(x) for x in load_phi("minilm").embed(texts[:PER_GROUP]).mean(axis=0)]
@@ -141,9 +141,12 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
     from crowdsft.adapters.campaign_store import CampaignStore
     from crowdsft.adapters.feedback_producer import FeedbackProducer
     from crowdsft.adapters.kafka import ensure_topics, started_broker
-    from crowdsft.campaigns import CampaignSpec, RoundPolicy
+    from crowdsft.adapters.round_store import RoundStore
     from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
-    from crowdsft.llm.phi import load_phi
+    from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
+    from crowdsft.domain.lora_backend import LoraBackendSpec
+    from crowdsft.domain.round import RoundStatus
+    from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.settings import settings_from
     from tests.integration.campaign_runs import start_services
     from tests.support.stack import localstack, wait_until
@@ -155,9 +158,8 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
         campaign_id="bench",
         target=target,
         n_groups=GROUPS,
-        backend="lora",
+        backend=LoraBackendSpec(llm=spec),
         policy=RoundPolicy(mode="auto", min_contributions=n, max_rounds=1),
-        llm=spec,
     )
     with tempfile.TemporaryDirectory(prefix="crowdsft-lora-") as tmp:
         run_dir = Path(tmp)
@@ -185,14 +187,15 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
                 ]
                 async with started_broker(settings, "bench") as broker:
                     await FeedbackProducer(broker).submit(events)
-                while (doc := await db[mongo.ROUNDS].find_one({"campaign_id": "bench"})) is None:
+                rounds = RoundStore(db)
+                while (done := await rounds.get("bench", 0)) is None:
                     await asyncio.sleep(0.05)
                 started = time.perf_counter()
                 deadline = started + 3_600
-                while doc.get("status") != "scored":
+                while done.status is not RoundStatus.SCORED:
                     assert time.perf_counter() < deadline, "the round did not finish in an hour"
                     await asyncio.sleep(0.5)
-                    doc = await db[mongo.ROUNDS].find_one({"_id": doc["_id"]}) or doc
+                    done = await rounds.get("bench", 0) or done
                 elapsed = time.perf_counter() - started
             finally:
                 for service in services.values():
@@ -201,9 +204,11 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
     return {
         "how": "every service on the local stack; training submits to a local Ray cluster",
         "seconds": round(elapsed, 2),
-        "base_distance": doc["base_distance"],
-        "candidate_distances": doc["distances"],
-        "winner_model_id": doc["winner_model_id"],
+        "base_distance": done.decision.base_distance if done.decision else None,
+        "candidate_distances": [c.distance for c in done.decision.candidates]
+        if done.decision
+        else [],
+        "winner_model_id": done.decision.winner_model_id if done.decision else None,
     }
 
 

@@ -25,11 +25,12 @@ from crowdsft.adapters.kafka import started_broker
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
-from crowdsft.campaigns import CampaignSpec, RoundPolicy
+from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
+from crowdsft.domain.crowd import point_submissions
+from crowdsft.domain.round import Round
+from crowdsft.domain.steps import engine_run, synthetic_crowd
 from crowdsft.engine.crowd import Crowd
-from crowdsft.rounds import engine_run, synthetic_crowd
 from crowdsft.settings import Settings
-from crowdsft.vectors import point_submissions
 
 
 async def submit_points(
@@ -50,19 +51,22 @@ async def wait_rounds(db: mongo.Database, spec: CampaignSpec, console: Console) 
             state = await CampaignStore(db).state(spec.campaign_id)
             progress.update(task, completed=state.next_round if state else 0)
             shapley = await ShapleyStore(db).get(spec.campaign_id)
-            if shapley is not None and shapley.get("as_of_round_index") == last:
+            if shapley is not None and shapley.as_of_round_index == last:
                 return time.perf_counter() - started
             await asyncio.sleep(0.2)
     raise RuntimeError(f"campaign {spec.campaign_id} did not finish; see .run/logs")
 
 
-def model_distances(rounds: list[dict[str, Any]], start: float) -> list[float]:
+def model_distances(rounds: list[Round], start: float) -> list[float]:
     """Distance to the target after each round: the winner's if the model moved."""
     distances = [start]
-    for doc in rounds:
-        moved = doc["accepted"] and doc["winner_model_id"] is not None
-        winner = doc["candidate_models"].index(doc["winner_model_id"]) if moved else None
-        distances.append(doc["distances"][winner] if winner is not None else distances[-1])
+    for done in rounds:
+        decision = done.decision
+        winner = decision.winner_model_id if decision is not None else None
+        moved = (
+            [c.distance for c in decision.candidates if c.model_id == winner] if decision else []
+        )
+        distances.append(moved[0] if moved else distances[-1])
     return distances
 
 
@@ -119,11 +123,16 @@ async def run_campaign(
     points = await LedgerStore(db).points(spec.campaign_id, ids)
     shapley = await ShapleyStore(db).get(spec.campaign_id)
     assert shapley is not None
-    fairness = shapley["fairness"][str(rounds - 1)]
+    fairness = shapley.fairness[rounds - 1]
     history = await RoundStore(db).of_campaign(spec.campaign_id)
     distances = model_distances(history, float(engine.distances[0]))
     png = plot(
-        out, distances, list(engine.distances), points, shapley["values"], fairness["pearson"]
+        out,
+        distances,
+        list(engine.distances),
+        points,
+        shapley.values,
+        fairness.pearson or float("nan"),
     )
     async with httpx.AsyncClient(base_url=balances) as client:
         reply = await client.get(
@@ -137,9 +146,13 @@ async def run_campaign(
         "final_distance": distances[-1],
         "engine_final_distance": float(engine.distances[-1]),
         "max_points_difference_vs_engine": float(np.max(np.abs(points - engine.points))),
-        "pearson": fairness["pearson"],
-        "spearman": fairness["spearman"],
-        "shapley_relative_error": shapley["relative_error"],
+        "pearson": fairness.pearson,
+        "spearman": fairness.spearman,
+        "shapley_relative_error": shapley.relative_error,
         "leaderboard": reply.json(),
         "plot": str(png),
     }
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "shared"))
 
-from crowdsft.llm.models import GGUF_FILE, GGUF_PACKAGE, default_cache, package_dir  # noqa: E402
-from crowdsft.llm.phi import HEAD_DIR, MINILM_PACKAGE  # noqa: E402
+from crowdsft.llm_runtime.models import GGUF_FILE, GGUF_PACKAGE, default_cache, package_dir  # noqa: E402
+from crowdsft.llm_runtime.phi import HEAD_DIR, MINILM_PACKAGE  # noqa: E402
 
 WHEELS = [
     "ray==2.60.0",

@@ -5,7 +5,6 @@ rounds, lineage, Shapley values) are public, a ledger is shown only to its own c
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import uvicorn
@@ -24,6 +23,8 @@ from crowdsft.adapters.campaign_reads import (
 )
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.domain.backends import load_plugins
+from crowdsft.domain.ledger import LedgerEntry
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, contributor_store, require_self
 
@@ -53,14 +54,6 @@ class Leaderboard(BaseModel):
     entries: list[LeaderboardEntry]
 
 
-class LedgerEntry(BaseModel):
-    campaign_id: str
-    round_id: str
-    rule: str
-    points: float
-    recorded_at: datetime
-
-
 class Ledger(BaseModel):
     contributor_id: str
     campaign_id: str | None
@@ -83,6 +76,8 @@ class Lineage(BaseModel):
 
 
 def create_app(settings: Settings) -> FastAPI:
+    load_plugins(settings.backend_modules)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Balances and ledger exist with their unique indexes before anything scores.
@@ -171,7 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
         return Ledger(
             contributor_id=contributor_id,
             campaign_id=campaign,
-            entries=[LedgerEntry(**vars(entry)) for entry in entries],
+            entries=entries,
         )
 
     unknown_campaign: dict[int | str, dict[str, Any]] = {404: {"description": "No such campaign."}}

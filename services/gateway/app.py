@@ -22,7 +22,6 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, make_broker
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.contracts.feedback import (
@@ -33,6 +32,8 @@ from crowdsft.contracts.feedback import (
     RATING_MAX,
     RATING_MIN,
 )
+from crowdsft.domain.backends import load_plugins
+from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.ratelimit import RateLimiter
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
@@ -69,6 +70,7 @@ class CampaignReceipt(BaseModel):
 
 
 def create_app(settings: Settings) -> FastAPI:
+    load_plugins(settings.backend_modules)
     broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
     limiter = RateLimiter(settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.contribution_store import ContributionStore, StoreOutcome
-from crowdsft.adapters.kafka import Announcement, Publish
-from crowdsft.adapters.mongo import Document
 from crowdsft.contracts import (
     FeedbackAccepted,
     FeedbackDeadLettered,
@@ -24,8 +21,8 @@ from crowdsft.contracts import (
     derive_event_id,
     utc_now,
 )
-from crowdsft.contracts import topics as t
-from crowdsft.feedback import Malformed, Parsed, RawRecord, triage
+from crowdsft.domain.ports import Announcement, Campaigns, FeedbackStore, Publish
+from crowdsft.feedback import Malformed, Parsed, RawRecord, StoreOutcome, triage
 
 PRODUCER = "intake"
 
@@ -80,7 +77,7 @@ def _accepted(item: Parsed) -> FeedbackAccepted:
     )
 
 
-def _rejection_document(rejection: FeedbackRejected, position: str) -> Document:
+def _rejection_document(rejection: FeedbackRejected, position: str) -> dict[str, Any]:
     return {
         "_id": rejection.event_id,
         "source": position,
@@ -96,7 +93,7 @@ def _rejection_document(rejection: FeedbackRejected, position: str) -> Document:
 
 class IntakeHandler:
     def __init__(
-        self, contributions: ContributionStore, campaigns: CampaignStore, publish: Publish
+        self, contributions: FeedbackStore, campaigns: Campaigns, publish: Publish
     ) -> None:
         self._contributions = contributions
         self._campaigns = campaigns
@@ -130,11 +127,10 @@ class IntakeHandler:
             [_rejection_document(rejection, position) for rejection, position in rejected]
         )
         announcements: list[Announcement] = [
-            (t.FEEDBACK_ACCEPTED, item.event.campaign_id, _accepted(item))
-            for item in outcome.stored + outcome.replayed
+            (item.event.campaign_id, _accepted(item)) for item in outcome.stored + outcome.replayed
         ]
-        announcements += [(t.FEEDBACK_REJECTED, None, rejection) for rejection, _ in rejected]
-        announcements += [(t.FEEDBACK_DLQ, None, _dead_letter(item)) for item in malformed]
+        announcements += [(None, rejection) for rejection, _ in rejected]
+        announcements += [(None, _dead_letter(item)) for item in malformed]
         stored = time.perf_counter()
         await self._publish(announcements)
         return BatchReport(

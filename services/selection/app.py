@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
@@ -12,9 +11,17 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.ledger_store import LedgerStore
+from crowdsft.adapters.lineage_store import LineageStore
+from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.service import service_parts
-from crowdsft.contracts import CandidateTrained, PointsAwarded, StartRoundRequested, topics
+from crowdsft.contracts import (
+    CandidateTrained,
+    FeedbackAccepted,
+    PointsAwarded,
+    StartRound,
+    topics,
+)
 from crowdsft.settings import Settings, load_settings
 from services.selection.handler import SelectionHandler
 
@@ -25,14 +32,20 @@ def create_app(settings: Settings) -> FastStream:
     parts = service_parts(settings, GROUP_ID)
     broker, db, events = parts.broker, parts.db, parts.events
     handler = SelectionHandler(
-        CampaignStore(db), RoundStore(db), ContributionStore(db), LedgerStore(db), parts.publish
+        CampaignStore(db),
+        RoundStore(db),
+        ContributionStore(db),
+        LedgerStore(db),
+        MeasurementStore(db),
+        LineageStore(db),
+        parts.publish,
     )
     options = subscriber_options(settings, GROUP_ID)
 
-    @broker.subscriber(topics.ROUND_START_REQUESTED, **options)  # type: ignore[untyped-decorator]
-    async def on_round_start_requested(message: KafkaMessage) -> None:
-        if command := await events.parse(message, StartRoundRequested):
-            await handler.on_start_requested(command)
+    @broker.subscriber(topics.ROUND_START, **options)  # type: ignore[untyped-decorator]
+    async def on_start_round(message: KafkaMessage) -> None:
+        if command := await events.parse(message, StartRound):
+            await handler.on_start_round(command)
 
     @broker.subscriber(topics.CANDIDATE_TRAINED, **options)  # type: ignore[untyped-decorator]
     async def on_candidate_trained(message: KafkaMessage) -> None:
@@ -49,13 +62,8 @@ def create_app(settings: Settings) -> FastStream:
     )
     async def on_feedback_accepted(message: KafkaMessage) -> None:
         """Only which campaigns got new data matters here (the auto policy's first round)."""
-        campaign_ids = set()
-        for record in message.raw_message:
-            try:
-                campaign_ids.add(str(json.loads(record.value)["campaign_id"]))
-            except (ValueError, KeyError, TypeError):
-                continue  # intake's own events; a bad one is no reason to stop
-        await handler.on_feedback_accepted(campaign_ids)
+        accepted = await events.parse_records(message, FeedbackAccepted)
+        await handler.on_feedback_accepted({event.campaign_id for event in accepted})
 
     return parts.app
 

@@ -1,92 +1,70 @@
 """Selection: opens rounds, collects the trained candidates, runs the tournament, decides.
 
 Every step is written before it is announced and is safe to repeat: a round is opened once
-(its `_id` is deterministic), decided once (a conditional update), and the campaign's state
-moves by compare-and-set on its round counter. A replayed event therefore re-announces
-what was already decided, with the same event ids, and changes nothing.
+(its id is derived), decided once (compare-and-set on its status), and the campaign's state
+moves by compare-and-set on its round counter. A replayed event therefore re-announces what
+was already decided, with the same event ids, and changes nothing. How the crowd and the
+models are placed and judged is the campaign's backend's (`crowdsft.domain.backends`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
 import structlog
 
-from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.contribution_store import ContributionStore
-from crowdsft.adapters.kafka import Announcement, Publish
-from crowdsft.adapters.ledger_store import LedgerStore
-from crowdsft.adapters.mongo import Document
-from crowdsft.adapters.round_store import (
-    DECISION,
-    OPENING,
-    RoundStore,
-    announced,
-    round_id,
-)
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import (
     CandidateEvaluated,
     CandidateTrained,
-    GroupAssignment,
     PointsAwarded,
     RoundDecided,
     RoundOpened,
-    StartRoundRequested,
+    StartRound,
     TrainingRequested,
     derive_event_id,
+    utc_now,
 )
-from crowdsft.contracts import topics as t
-from crowdsft.engine.evaluation import l2_distance
-from crowdsft.rounds import group_assignments, group_crowd, judge, judge_measured
-from crowdsft.vectors import crowd_snapshot, text_snapshot
+from crowdsft.domain.backends import backend_of
+from crowdsft.domain.campaign import CampaignSpec, CampaignState
+from crowdsft.domain.ids import round_id
+from crowdsft.domain.lineage import candidate_entries
+from crowdsft.domain.ports import (
+    Announcement,
+    Balances,
+    Campaigns,
+    Contributions,
+    Lineage,
+    Measurements,
+    Publish,
+    Rounds,
+)
+from crowdsft.domain.round import Opening, Round, RoundStatus, RoundStep
+from crowdsft.domain.steps import group_crowd
 
 PRODUCER = "selection"
 log = structlog.get_logger(PRODUCER)
 
 
-def groups_of(doc: Document) -> list[GroupAssignment]:
-    return group_assignments(doc["contributor_ids"], doc["labels"])
-
-
-def training_hyperparameters(spec: CampaignSpec) -> dict[str, Any]:
-    """What a group's training is told, and what the lineage records for its candidate."""
-    if spec.llm is not None:
-        return {"llm": spec.llm.model_dump(mode="json"), **spec.hyperparameters}
-    return {"delta": spec.delta, **spec.hyperparameters}
-
-
-def _measured_metrics(doc: Document, group_index: int) -> dict[str, float]:
-    """An LLM candidate's training metrics and the judge's held-out distance, if measured."""
-    if "candidate_metrics" not in doc:
-        return {}
-    return {
-        **doc["candidate_metrics"][group_index],
-        "heldout_distance": doc["heldout_distances"][group_index],
-        "base_distance": doc["base_distance"],
-    }
-
-
 class SelectionHandler:
     def __init__(
         self,
-        campaigns: CampaignStore,
-        rounds: RoundStore,
-        contributions: ContributionStore,
-        ledger: LedgerStore,
+        campaigns: Campaigns,
+        rounds: Rounds,
+        contributions: Contributions,
+        balances: Balances,
+        measurements: Measurements,
+        lineage: Lineage,
         publish: Publish,
     ) -> None:
         self._campaigns = campaigns
         self._rounds = rounds
         self._contributions = contributions
-        self._ledger = ledger
+        self._balances = balances
+        self._measurements = measurements
+        self._lineage = lineage
         self._publish = publish
 
     # Opening a round.
 
-    async def on_start_requested(self, command: StartRoundRequested) -> None:
+    async def on_start_round(self, command: StartRound) -> None:
         await self.open_round(command.campaign_id, command.round_index)
 
     async def on_points_awarded(self, event: PointsAwarded) -> None:
@@ -117,240 +95,162 @@ class SelectionHandler:
             return
         if state.next_round != round_index or round_index >= spec.policy.max_rounds:
             return  # a stale or repeated command: that round is not the next one
-        doc = await self._rounds.get(campaign_id, round_index)
-        if doc is None:
-            doc = await self._new_round(spec, round_index, state.model_id, state.rng_state)
-            if doc is None:
+        opened = await self._rounds.get(campaign_id, round_index)
+        if opened is None:
+            opened = await self._new_round(spec, round_index, state)
+            if opened is None:
                 return
-        elif announced(doc, OPENING):
+        elif opened.announced_step(RoundStep.OPENING):
             return
-        await self._campaigns.mark_open(campaign_id, round_index, doc["rng_state"])
-        await self._publish(self._opening(spec, doc))
-        await self._rounds.mark_announced(doc["_id"], OPENING)
+        await self._campaigns.mark_open(campaign_id, round_index, opened.opening.rng_state)
+        await self._publish(opening(spec, opened))
+        await self._rounds.mark_announced(opened.round_id, RoundStep.OPENING)
 
     async def _new_round(
-        self, spec: CampaignSpec, round_index: int, model_id: str, rng_state: str
-    ) -> Document | None:
-        docs = await self._contributions.of_campaign(spec.campaign_id)
-        measured = spec.backend == "lora"
-        crowd = text_snapshot(docs) if measured else crowd_snapshot(docs, len(spec.target))
+        self, spec: CampaignSpec, round_index: int, state: CampaignState
+    ) -> Round | None:
+        contributions = await self._contributions.of_campaign(spec.campaign_id)
+        crowd = backend_of(spec).placement.snapshot(spec, contributions)
         if not crowd.contributor_ids:
             log.warning("no usable contributions yet", campaign_id=spec.campaign_id)
             return None
-        points = await self._ledger.points(spec.campaign_id, crowd.contributor_ids)
-        labels, rng_after = group_crowd(spec, points, round_index, rng_state)
-        # An LLM's place in phi space is measured by training, and known at the decision.
-        base = np.zeros(0) if measured else (await self._rounds.vectors([model_id]))[0]
-        return await self._rounds.open(
-            {
-                "_id": round_id(spec.campaign_id, round_index),
-                "campaign_id": spec.campaign_id,
-                "round_index": round_index,
-                "base_model_id": model_id,
-                "base_model": [float(x) for x in base],
-                "contributor_ids": crowd.contributor_ids,
-                "contribution_ids": crowd.contribution_ids,
-                "users": crowd.users.tolist(),
-                "points": points.tolist(),
-                "labels": [int(x) for x in labels],
-                "n_groups": int(labels.max()) + 1,
-                "rng_state": rng_after,
-                "candidates": {},
-            }
+        points = await self._balances.points(spec.campaign_id, crowd.contributor_ids)
+        labels, rng_after = group_crowd(spec, points, round_index, state.rng_state)
+        new = Round(
+            round_id=round_id(spec.campaign_id, round_index),
+            campaign_id=spec.campaign_id,
+            round_index=round_index,
+            opening=Opening(
+                base_model_id=state.model_id,
+                contributor_ids=crowd.contributor_ids,
+                contribution_ids=crowd.contribution_ids,
+                positions=crowd.users.tolist() if crowd.users is not None else None,
+                points=points.tolist(),
+                labels=[int(x) for x in labels],
+                n_groups=int(labels.max()) + 1,
+                rng_state=rng_after,
+            ),
+            opened_at=utc_now(),
         )
-
-    def _opening(self, spec: CampaignSpec, doc: Document) -> list[Announcement]:
-        rid, campaign_id = doc["_id"], spec.campaign_id
-        points = np.asarray(doc["points"])
-        opened = RoundOpened(
-            event_id=derive_event_id("round.opened", rid),
-            producer=PRODUCER,
-            campaign_id=campaign_id,
-            round_id=rid,
-            round_index=doc["round_index"],
-            base_model_id=doc["base_model_id"],
-            groups=groups_of(doc),
-        )
-        announcements: list[Announcement] = [(t.ROUND_OPENED, campaign_id, opened)]
-        labels = np.asarray(doc["labels"])
-        for group in opened.groups:
-            rows = np.flatnonzero(labels == group.group_index)
-            request = TrainingRequested(
-                event_id=derive_event_id("training.requested", rid, group.group_index),
-                producer=PRODUCER,
-                campaign_id=campaign_id,
-                round_id=rid,
-                group_index=group.group_index,
-                base_model_id=doc["base_model_id"],
-                backend=spec.backend,
-                contributor_ids=group.contributor_ids,
-                contributor_weights=[float(points[i] ** 2) for i in rows],
-                contribution_ids=[c for i in rows for c in doc["contribution_ids"][i]],
-                hyperparameters=training_hyperparameters(spec),
-            )
-            # Keyed per group, not per campaign: the requests spread over the partitions, so
-            # every training process shares the round's work.
-            key = f"{rid}:{group.group_index}"
-            announcements.append((t.TRAINING_REQUESTED, key, request))
-        return announcements
+        return await self._rounds.open(new)
 
     # Deciding a round.
 
     async def on_candidate_trained(self, event: CandidateTrained) -> None:
-        doc = await self._rounds.add_candidate(event.round_id, event.group_index, event.model_id)
-        if doc is None:
+        current = await self._rounds.add_candidate(
+            event.round_id, event.group_index, event.model_id
+        )
+        if current is None:
             log.warning("candidate for an unknown round", round_id=event.round_id)
             return
-        if doc["status"] == "open" and len(doc["candidates"]) < doc["n_groups"]:
+        if current.status is RoundStatus.OPEN and not current.complete:
             return  # still waiting for other groups
-        if announced(doc, DECISION):
+        if current.announced_step(RoundStep.DECISION):
             return  # a late or repeated candidate of a round already decided and announced
         spec = await self._campaigns.spec(event.campaign_id)
-        assert spec is not None, f"round {event.round_id} of a campaign without a spec"
-        if doc["status"] == "open":
-            doc = await self._decide(spec, doc)
-        await self._finish(spec, doc)
+        if spec is None:
+            raise LookupError(f"round {event.round_id} of a campaign without a spec")
+        if current.status is RoundStatus.OPEN:
+            current = await self._decide(spec, current)
+        await self._finish(spec, current)
 
-    async def _decide(self, spec: CampaignSpec, doc: Document) -> Document:
-        model_ids = [doc["candidates"][str(g)] for g in range(doc["n_groups"])]
-        if spec.backend == "lora":
-            return await self._decide_measured(spec, doc, model_ids)
-        candidates = await self._rounds.vectors(model_ids)
-        base = np.asarray(doc["base_model"])
-        outcome, rng_after = judge(spec, base, candidates, doc["rng_state"])
-        winner = model_ids[int(outcome.ranking[0])] if outcome.accepted else None
-        target = np.asarray(spec.target)
-        return await self._rounds.decide(
-            doc["_id"],
-            {
-                "candidate_models": model_ids,
-                "candidate_vectors": candidates.tolist(),
-                "ranking": [int(g) for g in outcome.ranking],
-                "scores": [float(s) for s in outcome.scores],
-                "distances": [float(d) for d in l2_distance(candidates, target)],
-                "accepted": outcome.accepted,
-                "judged_wrong": outcome.judged_wrong,
-                "winner_model_id": winner,
-                "rng_after": rng_after,
-            },
-        )
-
-    async def _decide_measured(
-        self, spec: CampaignSpec, doc: Document, model_ids: list[str]
-    ) -> Document:
-        """Rank on the distances the training workers measured (the lower, the better); the
-        round's crowd and models enter phi space here, so scoring and Shapley work as for the
-        vector backend."""
-        base_id = doc["base_model_id"]
-        found = await self._rounds.measured([base_id, *model_ids])
-        missing = [m for m in [base_id, *model_ids] if m not in found]
+    async def _decide(self, spec: CampaignSpec, current: Round) -> Round:
+        model_ids = [current.base_model_id, *current.candidate_ids()]
+        found = await self._measurements.get(model_ids)
+        missing = [m for m in model_ids if m not in found]
         if missing:
             raise LookupError(f"no measurement stored for {missing}")
-        candidates = [found[m] for m in model_ids]
-        distances = np.asarray([c["distance"] for c in candidates])
-        outcome, rng_after = judge_measured(
-            spec, -distances, -found[base_id]["distance"], doc["rng_state"]
-        )
-        winner = model_ids[int(outcome.ranking[0])] if outcome.accepted else None
-        positions = {c: v for cand in candidates for c, v in cand["member_positions"].items()}
-        return await self._rounds.decide(
-            doc["_id"],
-            {
-                "candidate_models": model_ids,
-                "candidate_vectors": [c["vector"] for c in candidates],
-                "candidate_refs": [c["artifact_ref"] for c in candidates],
-                "candidate_metrics": [c["metrics"] for c in candidates],
-                "heldout_distances": [c["heldout_distance"] for c in candidates],
-                "base_model": found[base_id]["vector"],
-                "base_distance": found[base_id]["distance"],
-                "users": [positions[c] for c in doc["contributor_ids"]],
-                "ranking": [int(g) for g in outcome.ranking],
-                "scores": [float(s) for s in outcome.scores],
-                "distances": [float(d) for d in distances],
-                "accepted": outcome.accepted,
-                "judged_wrong": outcome.judged_wrong,
-                "winner_model_id": winner,
-                "rng_after": rng_after,
-            },
-        )
+        base, *candidates = (found[m] for m in model_ids)
+        decision = backend_of(spec).placement.decide(spec, current, base, candidates)
+        return await self._rounds.decide(current.decide(decision, utc_now()))
 
-    async def _finish(self, spec: CampaignSpec, doc: Document) -> None:
+    async def _finish(self, spec: CampaignSpec, decided: Round) -> None:
         """Lineage, campaign state and announcements of a decided round: all repeatable."""
-        campaign_id, rid, index = spec.campaign_id, doc["_id"], doc["round_index"]
-        await self._rounds.record_models(self._lineage(doc, training_hyperparameters(spec)))
-        model_id = doc["winner_model_id"] or doc["base_model_id"]
-        await self._campaigns.advance(
+        hyperparameters = spec.backend.lineage_hyperparameters(spec)
+        await self._lineage.record(candidate_entries(decided, hyperparameters))
+        model_id = decided.model_after()
+        assert model_id is not None and decided.decision is not None
+        index = decided.round_index
+        state = CampaignState(next_round=index + 1, model_id=model_id,
+                              rng_state=decided.decision.rng_after)  # fmt: skip
+        await self._campaigns.advance(spec.campaign_id, index, state)
+        await self._publish(decision(decided))
+        await self._rounds.mark_announced(decided.round_id, RoundStep.DECISION)
+        log.info("round decided", campaign_id=spec.campaign_id, round_id=decided.round_id,
+                 improved=decided.decision.accepted)  # fmt: skip
+
+
+def opening(spec: CampaignSpec, opened: Round) -> list[Announcement]:
+    """`round.opened` and one `training.requested` per group, built from the stored round."""
+    rid, campaign_id = opened.round_id, spec.campaign_id
+    points = opened.opening.points
+    groups = opened.groups()
+    announcements: list[Announcement] = [
+        (
             campaign_id,
-            index,
-            next_round=index + 1,
-            open_round=None,
-            model_id=model_id,
-            rng_state=doc["rng_after"],
+            RoundOpened(
+                event_id=derive_event_id("round.opened", rid),
+                producer=PRODUCER,
+                campaign_id=campaign_id,
+                round_id=rid,
+                round_index=opened.round_index,
+                base_model_id=opened.base_model_id,
+                groups=groups,
+            ),
         )
-        await self._publish(self._decision(campaign_id, doc))
-        await self._rounds.mark_announced(rid, DECISION)
-        log.info("round decided", campaign_id=campaign_id, round_id=rid, improved=doc["accepted"])
-
-    @staticmethod
-    def _lineage(doc: Document, hyperparameters: dict[str, Any]) -> list[Document]:
-        labels = np.asarray(doc["labels"])
-        refs = doc.get("candidate_refs")
-        models = []
-        for g, model_id in enumerate(doc["candidate_models"]):
-            rows = np.flatnonzero(labels == g)
-            models.append(
-                {
-                    "_id": model_id,
-                    "campaign_id": doc["campaign_id"],
-                    "round_index": doc["round_index"],
-                    "group_index": g,
-                    "parent_model_id": doc["base_model_id"],
-                    "contributor_ids": [doc["contributor_ids"][i] for i in rows],
-                    "contribution_ids": [c for i in rows for c in doc["contribution_ids"][i]],
-                    "artifact_ref": refs[g] if refs else f"artifacts:{model_id}",
-                    "metrics": {
-                        "score": doc["scores"][g],
-                        "distance": doc["distances"][g],
-                        **_measured_metrics(doc, g),
-                    },
-                    "hyperparameters": hyperparameters,
-                    "rank": doc["ranking"].index(g),
-                    "won": model_id == doc["winner_model_id"],
-                }
-            )
-        return models
-
-    def _decision(self, campaign_id: str, doc: Document) -> Sequence[Announcement]:
-        rid = doc["_id"]
-        evaluated: list[Announcement] = [
-            (
-                t.CANDIDATE_EVALUATED,
-                campaign_id,
-                CandidateEvaluated(
-                    event_id=derive_event_id("candidate.evaluated", rid, g),
-                    producer=PRODUCER,
-                    campaign_id=campaign_id,
-                    round_id=rid,
-                    group_index=g,
-                    model_id=model_id,
-                    score=doc["scores"][g],
-                    distance=doc["distances"][g],
-                ),
-            )
-            for g, model_id in enumerate(doc["candidate_models"])
-        ]
-        decided = RoundDecided(
-            event_id=derive_event_id("round.decided", rid),
+    ]
+    for group in groups:
+        rows = opened.members(group.group_index)
+        request = TrainingRequested(
+            event_id=derive_event_id("training.requested", rid, group.group_index),
             producer=PRODUCER,
             campaign_id=campaign_id,
             round_id=rid,
-            round_index=doc["round_index"],
-            ranking=doc["ranking"],
-            scores=doc["scores"],
-            base_model_id=doc["base_model_id"],
-            winner_model_id=doc["winner_model_id"],
-            improved=doc["accepted"],
-            judging_error=doc["judged_wrong"],
-            groups=groups_of(doc),
+            group_index=group.group_index,
+            base_model_id=opened.base_model_id,
+            backend=spec.backend.kind,
+            contributor_ids=group.contributor_ids,
+            contributor_weights=[float(points[i] ** 2) for i in rows],
+            contribution_ids=opened.group_contribution_ids(group.group_index),
         )
-        return [*evaluated, (t.ROUND_DECIDED, campaign_id, decided)]
+        # Keyed per group, not per campaign: the requests spread over the partitions, so
+        # every training process shares the round's work.
+        announcements.append((f"{rid}:{group.group_index}", request))
+    return announcements
+
+
+def decision(decided: Round) -> list[Announcement]:
+    """One `candidate.evaluated` per candidate, then `round.decided`."""
+    rid, campaign_id, made = decided.round_id, decided.campaign_id, decided.decision
+    assert made is not None
+    evaluated: list[Announcement] = [
+        (
+            campaign_id,
+            CandidateEvaluated(
+                event_id=derive_event_id("candidate.evaluated", rid, result.group_index),
+                producer=PRODUCER,
+                campaign_id=campaign_id,
+                round_id=rid,
+                group_index=result.group_index,
+                model_id=result.model_id,
+                score=result.score,
+                distance=result.distance,
+            ),
+        )
+        for result in made.candidates
+    ]
+    decided_event = RoundDecided(
+        event_id=derive_event_id("round.decided", rid),
+        producer=PRODUCER,
+        campaign_id=campaign_id,
+        round_id=rid,
+        round_index=decided.round_index,
+        ranking=made.ranking,
+        scores=[result.score for result in made.candidates],
+        base_model_id=decided.base_model_id,
+        winner_model_id=made.winner_model_id,
+        improved=made.accepted,
+        judging_error=made.judged_wrong,
+        groups=decided.groups(),
+    )
+    return [*evaluated, (campaign_id, decided_event)]

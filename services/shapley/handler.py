@@ -7,19 +7,20 @@ Shapley values) are recomputed every `shapley_every` rounds from the points afte
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import structlog
 
-from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.kafka import Publish
-from crowdsft.adapters.mongo import Document
-from crowdsft.adapters.round_store import RoundStore
-from crowdsft.adapters.shapley_store import ShapleyStore
-from crowdsft.campaigns import CampaignSpec, streams
-from crowdsft.contracts import PointsAwarded, ShapleyComputed, ShapleyValue, derive_event_id
-from crowdsft.contracts import topics as t
+from crowdsft.contracts import (
+    PointsAwarded,
+    ShapleyComputed,
+    ShapleyValue,
+    derive_event_id,
+    utc_now,
+)
+from crowdsft.domain.campaign import CampaignSpec, streams
+from crowdsft.domain.ports import Campaigns, Publish, Rounds, ShapleyValues
+from crowdsft.domain.round import Round, RoundStatus
+from crowdsft.domain.shapley import Fairness, ShapleyRecord, crowd_fingerprint
 from crowdsft.engine.crowd import Crowd
 from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
 from crowdsft.engine.stats import pearson, spearman
@@ -29,18 +30,9 @@ METHOD = "stratified"
 log = structlog.get_logger(PRODUCER)
 
 
-def crowd_fingerprint(doc: Document, spec: CampaignSpec) -> str:
-    text = repr((doc["contributor_ids"], doc["users"], spec.target, spec.evaluation, spec.seed))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 class ShapleyHandler:
     def __init__(
-        self,
-        campaigns: CampaignStore,
-        rounds: RoundStore,
-        store: ShapleyStore,
-        publish: Publish,
+        self, campaigns: Campaigns, rounds: Rounds, store: ShapleyValues, publish: Publish
     ) -> None:
         self._campaigns = campaigns
         self._rounds = rounds
@@ -55,55 +47,63 @@ class ShapleyHandler:
         if (event.round_index + 1) % spec.shapley_every != 0 and not last:
             return
         stored = await self._store.get(spec.campaign_id)
-        if stored is not None and stored["as_of_round_index"] >= event.round_index:
+        if stored is not None and stored.as_of_round_index >= event.round_index:
             return  # a replay, or a round already covered: nothing may move backwards
-        doc = await self._rounds.get(event.campaign_id, event.round_index)
-        if doc is None or doc["status"] != "scored":
+        scored = await self._rounds.get(event.campaign_id, event.round_index)
+        if scored is None or scored.status is not RoundStatus.SCORED:
             raise LookupError(f"round {event.round_id} is not scored in the store yet")
-        values = await self._values(spec, doc, stored)
+        record = self._values(spec, scored, stored)
         # Points right after this round, from the round itself: the figures do not depend on
         # how far scoring has got by the time this runs.
-        points = np.asarray(doc["points"]) + np.asarray(doc["awards"])
-        shapley = np.asarray(values["values"])
-        fairness = {"pearson": pearson(points, shapley), "spearman": spearman(points, shapley)}
-        await self._store.save(spec.campaign_id, event.round_index, values, fairness)
-        computed = ShapleyComputed(
-            event_id=derive_event_id("shapley.computed", spec.campaign_id, event.round_index),
-            producer=PRODUCER,
-            campaign_id=spec.campaign_id,
-            as_of_round_index=event.round_index,
-            method=values["method"],
-            values=[
-                ShapleyValue(contributor_id=c, value=v, std_error=e)
-                for c, v, e in zip(
-                    values["contributor_ids"], values["values"], values["std_errors"], strict=True
-                )
-            ],
-            relative_error=values["relative_error"],
-            pearson=_finite(fairness["pearson"]),
-            spearman=_finite(fairness["spearman"]),
+        points, shapley = scored.points_after(), np.asarray(record.values)
+        fairness = Fairness(pearson=pearson(points, shapley), spearman=spearman(points, shapley))
+        earlier = stored.fairness if stored is not None else {}
+        record = record.model_copy(
+            update={
+                "as_of_round_index": event.round_index,
+                "fairness": {**earlier, event.round_index: fairness},
+                "updated_at": utc_now(),
+            }
         )
-        await self._publish([(t.SHAPLEY_COMPUTED, spec.campaign_id, computed)])
-        log.info("shapley computed", campaign_id=spec.campaign_id, **fairness)
+        await self._store.save(record)
+        await self._publish([(spec.campaign_id, computed(record, fairness))])
+        log.info("shapley computed", campaign_id=spec.campaign_id, **fairness.model_dump())
 
-    async def _values(self, spec: CampaignSpec, doc: Document, stored: Document | None) -> Document:
-        fingerprint = crowd_fingerprint(doc, spec)
-        if stored is not None and stored.get("fingerprint") == fingerprint:
-            return {k: stored[k] for k in ("contributor_ids", "values", "std_errors",
-                                           "relative_error", "method", "fingerprint")}  # fmt: skip
-        crowd = Crowd(users=np.asarray(doc["users"]), expert=np.asarray(spec.target))
+    @staticmethod
+    def _values(spec: CampaignSpec, scored: Round, stored: ShapleyRecord | None) -> ShapleyRecord:
+        fingerprint = crowd_fingerprint(scored, spec)
+        if stored is not None and stored.fingerprint == fingerprint:
+            return stored
+        crowd = Crowd(users=np.asarray(scored.positions), expert=np.asarray(spec.target))
         settings = ShapleySettings(METHOD, spec.shapley_rel_error)
         rng = np.random.default_rng(streams(spec.seed)[2])
         result = shapley_of_crowd(crowd, spec.evaluation, settings, rng)
-        return {
-            "contributor_ids": doc["contributor_ids"],
-            "values": [float(v) for v in result.values],
-            "std_errors": [float(e) for e in result.stderr],
-            "relative_error": float(result.relative_error),
-            "method": METHOD,
-            "fingerprint": fingerprint,
-        }
+        return ShapleyRecord(
+            campaign_id=spec.campaign_id,
+            contributor_ids=scored.contributor_ids,
+            values=[float(v) for v in result.values],
+            std_errors=[float(e) for e in result.stderr],
+            relative_error=float(result.relative_error),
+            method=METHOD,
+            fingerprint=fingerprint,
+            as_of_round_index=scored.round_index,
+        )
 
 
-def _finite(value: float) -> float | None:
-    return value if np.isfinite(value) else None
+def computed(record: ShapleyRecord, fairness: Fairness) -> ShapleyComputed:
+    values = zip(record.contributor_ids, record.values, record.std_errors, strict=True)
+    return ShapleyComputed(
+        event_id=derive_event_id("shapley.computed", record.campaign_id, record.as_of_round_index),
+        producer=PRODUCER,
+        campaign_id=record.campaign_id,
+        as_of_round_index=record.as_of_round_index,
+        method=record.method,
+        values=[ShapleyValue(contributor_id=c, value=v, std_error=e) for c, v, e in values],
+        relative_error=record.relative_error,
+        pearson=_finite(fairness.pearson),
+        spearman=_finite(fairness.spearman),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and np.isfinite(value) else None

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -47,6 +47,16 @@ class Parsed:
     record: RawRecord
     event: FeedbackSubmitted
     content_hash: str
+
+
+@dataclass
+class StoreOutcome:
+    """What storing a batch did to each submission; every input lands in exactly one list."""
+
+    stored: list[Parsed] = field(default_factory=list)
+    replayed: list[Parsed] = field(default_factory=list)
+    reused_ids: list[Parsed] = field(default_factory=list)
+    duplicates: list[tuple[Parsed, str]] = field(default_factory=list)  # (item, owner's id)
 
 
 def _normalise(text: str | None) -> str:

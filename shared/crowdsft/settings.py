@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # A round of SmolLM2 on a CPU takes minutes; the consumer must not be dropped meanwhile.
     training_max_poll_interval_ms: int = Field(3_600_000, ge=1_000)
 
+    # Modules that register more training backends (`crowdsft.domain.backends.register`),
+    # imported by every process at start-up: comma-separated, e.g. `mypkg.backend`.
+    backend_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     http_host: str = "127.0.0.1"
     gateway_port: int = Field(8080, ge=0, le=65535)
     balances_port: int = Field(8081, ge=0, le=65535)
@@ -55,6 +59,13 @@ class Settings(BaseSettings):
     gateway_operator_token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     gateway_rate_limit_per_minute: int = Field(60, ge=1)
     gateway_rate_limit_burst: int = Field(10, ge=1)
+
+    @field_validator("backend_modules", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 def load_settings() -> Settings:

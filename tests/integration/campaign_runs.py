@@ -13,16 +13,16 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import started_broker
 from crowdsft.adapters.ledger_store import LedgerStore
+from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.mongo import Database
-from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
-from crowdsft.campaigns import CampaignSpec, RoundPolicy, streams
+from crowdsft.domain.campaign import CampaignSpec, RoundPolicy, streams
+from crowdsft.domain.crowd import point_submissions
+from crowdsft.domain.steps import synthetic_crowd
 from crowdsft.engine.crowd import Crowd
 from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
 from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
-from crowdsft.rounds import synthetic_crowd
 from crowdsft.settings import Settings
-from crowdsft.vectors import point_submissions
 from tests.support.stack import ServiceProcess
 
 ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
@@ -93,7 +93,7 @@ async def wait_finished(db: Database, spec: CampaignSpec, services: dict[str, Se
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         shapley = await ShapleyStore(db).get(spec.campaign_id)
-        if shapley is not None and shapley.get("as_of_round_index") == last:
+        if shapley is not None and shapley.as_of_round_index == last:
             return
         dead = [name for name, s in services.items() if not s.alive]
         assert not dead, f"{dead} died: " + "\n".join(services[n].log()[-3000:] for n in dead)
@@ -111,9 +111,10 @@ async def assert_matches_engine(db: Database, spec: CampaignSpec, ref: Reference
     points = await LedgerStore(db).points(spec.campaign_id, ids)
     np.testing.assert_allclose(points, ref.trajectory.points, rtol=0, atol=1e-9)
     shapley = await ShapleyStore(db).get(spec.campaign_id)
-    assert shapley is not None and shapley["contributor_ids"] == ids
-    np.testing.assert_allclose(shapley["values"], ref.shapley, rtol=0, atol=1e-9)
+    assert shapley is not None and shapley.contributor_ids == ids
+    np.testing.assert_allclose(shapley.values, ref.shapley, rtol=0, atol=1e-9)
 
 
 async def _vectors(db: Database, model_id: str) -> np.ndarray:
-    return await RoundStore(db).vectors([model_id])
+    found = await MeasurementStore(db).get([model_id])
+    return np.asarray([found[model_id].position])

@@ -42,6 +42,7 @@ async def tokens(db: mongo.Database) -> dict[str, str]:
             {
                 "campaign_id": c,
                 "round_id": r,
+                "round_index": int(r.removeprefix("r")),
                 "contributor_id": who,
                 "rule": rule,
                 "points": p,

@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from crowdsft.adapters import mongo
-from crowdsft.adapters.campaign_store import CampaignStore, root_model_id
-from crowdsft.adapters.round_store import round_id
-from crowdsft.campaigns import CampaignSpec, RoundPolicy
+from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.round_store import to_document
+from crowdsft.domain.campaign import CampaignSpec, CampaignState, RoundPolicy
+from crowdsft.domain.ids import candidate_model_id, root_model_id, round_id
+from crowdsft.domain.round import CandidateResult, Decision, Opening, Round
 from crowdsft.settings import Settings
 from services.balances.app import create_app
 
@@ -27,7 +29,8 @@ T0 = datetime(2025, 6, 1, tzinfo=UTC)
 CROWD = ["ann", "ben", "cat", "dan"]
 LABELS = [0, 1, 1, 0]
 INTERNAL = ["users", "candidate_vectors", "rng_state", "rng_after", "contribution_ids",
-            "base_model", "points", "labels", "candidates", "vector"]  # fmt: skip
+            "base_model", "points", "labels", "candidates", "vector", "opening", "decision",
+            "payment", "positions", "announced"]  # fmt: skip
 SPEC = CampaignSpec(
     campaign_id="cmp",
     name="Vector campaign",
@@ -39,68 +42,86 @@ SPEC = CampaignSpec(
 
 
 def candidate(index: int, group: int) -> str:
-    return f"cmp:r{index}:g{group}"
+    return candidate_model_id(round_id("cmp", index), group)
 
 
-def round_doc(index: int, status: str, **decided: Any) -> dict[str, Any]:
+def opened(index: int) -> Round:
     base = root_model_id("cmp") if index == 0 else candidate(0, 1)
-    doc = {
-        "_id": round_id("cmp", index),
-        "campaign_id": "cmp",
-        "round_index": index,
-        "status": status,
-        "base_model_id": base,
-        "base_model": [0.5, 0.5, 0.5],
-        "contributor_ids": CROWD,
-        "contribution_ids": [[f"{who}-{index}"] for who in CROWD],
-        "users": [[1.0, 2.0, 3.0]] * len(CROWD),
-        "points": [1.0] * len(CROWD),
-        "labels": LABELS,
-        "n_groups": 2,
-        "rng_state": '{"state": 1}',
-        "candidates": {},
-        "opened_at": T0 + timedelta(hours=index),
-    }
-    if status != "open":
-        doc |= {
-            "candidate_models": [candidate(index, 0), candidate(index, 1)],
-            "candidate_vectors": [[1.0, 1.0, 1.0], [1.0, 2.0, 2.5]],
-            "rng_after": '{"state": 2}',
-            "decided_at": T0 + timedelta(hours=index, minutes=5),
-            **decided,
-        }
-    return doc
+    return Round(
+        round_id=round_id("cmp", index),
+        campaign_id="cmp",
+        round_index=index,
+        opening=Opening(
+            base_model_id=base,
+            contributor_ids=CROWD,
+            contribution_ids=[[f"{who}-{index}"] for who in CROWD],
+            positions=[[1.0, 2.0, 3.0]] * len(CROWD),
+            points=[1.0] * len(CROWD),
+            labels=LABELS,
+            n_groups=2,
+            rng_state='{"state": 1}',
+        ),
+        opened_at=T0 + timedelta(hours=index),
+    )
+
+
+def decided(index: int, ranking: list[int], scores: list[float], distances: list[float],
+            accepted: bool, judged_wrong: bool) -> Round:  # fmt: skip
+    positions = [[1.0, 1.0, 1.0], [1.0, 2.0, 2.5]]
+    results = [
+        CandidateResult(
+            group_index=g,
+            model_id=candidate(index, g),
+            position=positions[g],
+            score=scores[g],
+            distance=distances[g],
+            artifact_ref=f"artifacts:{candidate(index, g)}",
+        )
+        for g in (0, 1)
+    ]
+    decision = Decision(
+        base_position=[0.5, 0.5, 0.5],
+        candidates=results,
+        ranking=ranking,
+        accepted=accepted,
+        judged_wrong=judged_wrong,
+        winner_model_id=candidate(index, ranking[0]) if accepted else None,
+        rng_after='{"state": 2}',
+    )
+    trained = (
+        opened(index).with_candidate(0, candidate(index, 0)).with_candidate(1, candidate(index, 1))
+    )
+    return trained.decide(decision, T0 + timedelta(hours=index, minutes=5))
 
 
 ROUNDS = [
-    round_doc(
-        0, "scored", ranking=[1, 0], scores=[-2.2, -0.5], distances=[2.2, 0.5], accepted=True,
-        judged_wrong=False, winner_model_id=candidate(0, 1), awards=[0.0, 1.0, 1.0, 0.0],
-        scored_at=T0 + timedelta(minutes=6),
+    decided(0, [1, 0], [-2.2, -0.5], [2.2, 0.5], accepted=True, judged_wrong=False).pay(
+        [0.0, 1.0, 1.0, 0.0], T0 + timedelta(minutes=6)
     ),
-    round_doc(
-        1, "decided", ranking=[0, 1], scores=[-0.6, -0.7], distances=[0.6, 0.7], accepted=False,
-        judged_wrong=True, winner_model_id=None,
-    ),
-    round_doc(2, "open"),
-]  # fmt: skip
+    decided(1, [0, 1], [-0.6, -0.7], [0.6, 0.7], accepted=False, judged_wrong=True),
+    opened(2),
+]
 
 
 def lineage_doc(index: int, group: int) -> dict[str, Any]:
-    decided = ROUNDS[index]
+    decision = ROUNDS[index].decision
+    assert decision is not None
     members = [who for who, label in zip(CROWD, LABELS, strict=True) if label == group]
     return {
         "_id": candidate(index, group),
         "campaign_id": "cmp",
         "round_index": index,
         "group_index": group,
-        "parent_model_id": decided["base_model_id"],
+        "parent_model_id": ROUNDS[index].base_model_id,
         "contributor_ids": members,
         "contribution_ids": [f"{who}-{index}" for who in members],
         "artifact_ref": f"artifacts:{candidate(index, group)}",
-        "metrics": {"score": decided["scores"][group], "distance": decided["distances"][group]},
-        "rank": decided["ranking"].index(group),
-        "won": candidate(index, group) == decided["winner_model_id"],
+        "metrics": {
+            "score": decision.candidates[group].score,
+            "distance": decision.candidates[group].distance,
+        },
+        "rank": decision.ranking.index(group),
+        "won": candidate(index, group) == decision.winner_model_id,
     }
 
 
@@ -129,9 +150,9 @@ async def client(settings: Settings, db: mongo.Database) -> AsyncIterator[httpx.
     assert await store.create_with_spec(SPEC)
     assert await store.create_with_spec(CampaignSpec(campaign_id="idle", target=[0.0]))
     assert await store.create("plain", "Feedback only")
-    moved = await store.advance("cmp", 0, next_round=2, open_round=2, model_id=candidate(0, 1))
-    assert moved
-    await db[mongo.ROUNDS].insert_many(ROUNDS)
+    state = CampaignState(next_round=2, model_id=candidate(0, 1), rng_state="{}", open_round=2)
+    assert await store.advance("cmp", 0, state)
+    await db[mongo.ROUNDS].insert_many([to_document(r) for r in ROUNDS])
     await db[mongo.MODELS].insert_many([lineage_doc(i, g) for i in (0, 1) for g in (0, 1)])
     await db[mongo.SHAPLEY].insert_one(SHAPLEY)
     app = create_app(settings)

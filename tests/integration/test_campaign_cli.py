@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.campaigns import CampaignSpec, RoundPolicy
 from crowdsft.cli import app
 from crowdsft.cli import commands as _registers  # noqa: F401
 from crowdsft.contracts import derive_event_id
-from crowdsft.contracts.topics import ROUND_START_REQUESTED
+from crowdsft.contracts.topics import ROUND_START
+from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
 from tests.support.kafka_io import read_topic
 from tests.support.stack import REPO
 
@@ -179,7 +179,9 @@ async def test_round_start_publishes_the_command(
     # Two rounds already ran: the default round is the campaign's next one, read from MongoDB.
     store = CampaignStore(db)
     assert await store.create_with_spec(CampaignSpec(campaign_id="run", target=[1.0]))
-    assert await store.advance("run", 0, next_round=2)
+    state = await store.state("run")
+    assert state is not None
+    assert await store.advance("run", 0, state.model_copy(update={"next_round": 2}))
     default, explicit = run_all(
         stack_env,
         ["round", "start", "--campaign", "run"],
@@ -189,15 +191,15 @@ async def test_round_start_publishes_the_command(
     assert explicit.returncode == 0, explicit.stderr
     assert "not the next one (2)" in explicit.stderr
     bootstrap = stack_env["CROWDSFT_KAFKA_BOOTSTRAP"]
-    events = await read_topic(bootstrap, ROUND_START_REQUESTED)
-    assert await record_keys(bootstrap, ROUND_START_REQUESTED, 2) == [b"run", b"run"]
+    events = await read_topic(bootstrap, ROUND_START)
+    assert await record_keys(bootstrap, ROUND_START, 2) == [b"run", b"run"]
     by_round = {event["round_index"]: event for event in events}
     assert sorted(by_round) == [2, 3] and len(events) == 2
     for index, result in ((2, default), (3, explicit)):
         event = by_round[index]
-        assert event["event_id"] == derive_event_id("round.start_requested", "run", index)
+        assert event["event_id"] == derive_event_id("round.start", "run", index)
         assert result.stdout.strip() == event["event_id"]
-        assert event["event_type"] == "round.start_requested"
+        assert event["event_type"] == "round.start"
         assert (event["campaign_id"], event["producer"]) == ("run", "cli")
 
 

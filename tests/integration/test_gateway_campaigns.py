@@ -78,7 +78,8 @@ async def test_a_contributor_token_is_not_an_operator_token(
 
 async def test_unrunnable_settings_are_refused(client: httpx.AsyncClient) -> None:
     for bad in (spec("bad-1", grouping="alphabetical"), spec("bad-2", target=[]),
-                spec("bad-3", initial_model=[1.0]), spec("bad-4", backend="magic")):  # fmt: skip
+                spec("bad-3", backend={"kind": "vector", "start": [1.0]}),
+                spec("bad-4", backend="magic")):  # fmt: skip
         reply = await client.post("/v1/campaigns", json=bad, headers=bearer(OPERATOR_TOKEN))
         assert reply.status_code == 422, bad
 

@@ -15,8 +15,8 @@ import pytest
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.mongo import Database
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.contracts import topics
+from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.engine.simulation import SimulationConfig
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import (

@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowdsft.adapters.artifact_store import ArtifactStore, key_of
+from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.adapters.campaign_reads import model_entry
-from crowdsft.adapters.campaign_store import CampaignStore, root_model_id
+from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import started_broker
-from crowdsft.adapters.mongo import ARTIFACTS, CONTRIBUTIONS, MODELS, ROUNDS, Database
-from crowdsft.campaigns import CampaignSpec, RoundPolicy
+from crowdsft.adapters.lineage_store import LineageStore
+from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.mongo import CONTRIBUTIONS, Database
+from crowdsft.adapters.round_store import RoundStore
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
+from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
+from crowdsft.domain.ids import key_of, root_model_id
+from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.llm.config import LlmSpec, SamplingConfig, SftHyperparameters
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import start_services, wait_finished
@@ -47,16 +52,17 @@ def lora_spec(target: list[float]) -> CampaignSpec:
         target=target,
         n_groups=2,
         points_rule="rank",
-        backend="lora",
+        backend=LoraBackendSpec(
+            llm=LlmSpec(
+                base_model="tiny",
+                phi="minilm",
+                sft=SftHyperparameters(epochs=8, learning_rate=2e-2, batch_size=4),
+                sampling=SamplingConfig(samples=4, max_new_tokens=12),
+                heldout_sampling=SamplingConfig(samples=2, max_new_tokens=12, seed=1),
+            )
+        ),
         policy=RoundPolicy(mode="auto", min_contributions=len(RESPONSES), max_rounds=2),
         seed=5,
-        llm=LlmSpec(
-            base_model="tiny",
-            phi="minilm",
-            sft=SftHyperparameters(epochs=8, learning_rate=2e-2, batch_size=4),
-            sampling=SamplingConfig(samples=4, max_new_tokens=12),
-            heldout_sampling=SamplingConfig(samples=2, max_new_tokens=12, seed=1),
-        ),
     )
 
 
@@ -78,7 +84,7 @@ def submissions() -> list[FeedbackSubmitted]:
 async def test_two_lora_rounds_leave_a_lineage(
     stack_env: dict[str, str], settings: Settings, db: Database, tmp_path: Path
 ) -> None:
-    from crowdsft.llm.phi import load_phi
+    from crowdsft.llm_runtime.phi import load_phi
 
     target = load_phi("minilm").embed(RESPONSES[:4]).mean(axis=0)
     spec = lora_spec([float(x) for x in target])
@@ -94,42 +100,40 @@ async def test_two_lora_rounds_leave_a_lineage(
         for service in services.values():
             service.stop()
 
-    rounds = [doc async for doc in db[ROUNDS].find({"campaign_id": "lora"}).sort("round_index")]
-    assert [r["status"] for r in rounds] == ["scored", "scored"]
+    rounds = await RoundStore(db).of_campaign("lora")
+    assert [r.status for r in rounds] == ["scored", "scored"]
     all_contributions = {d["_id"] async for d in db[CONTRIBUTIONS].find({"campaign_id": "lora"})}
     assert len(all_contributions) == len(RESPONSES)
 
     # The base was measured once, and gates every round.
     root = root_model_id("lora")
-    base = await db[ARTIFACTS].find_one({"_id": root})
-    assert base is not None and base["distance"] > 0 and len(base["vector"]) == 384
-    assert rounds[0]["base_model_id"] == root
-    assert rounds[0]["base_distance"] == base["distance"]
+    base = (await MeasurementStore(db).get([root]))[root]
+    assert base.distance is not None and base.distance > 0 and len(base.position) == 384
+    assert rounds[0].base_model_id == root
+    assert rounds[0].decision is not None and rounds[0].decision.base_distance == base.distance
 
     store = ArtifactStore(artifacts)
+    lineage = await LineageStore(db).of_campaign("lora")
     for decided in rounds:
-        models = [
-            doc
-            async for doc in db[MODELS]
-            .find({"round_index": decided["round_index"]})
-            .sort("group_index")
-        ]
+        assert decided.decision is not None
+        models = [m for m in lineage if m.round_index == decided.round_index]
         assert len(models) == 2
         data: list[str] = []
         for model in models:
             # Parent link: every candidate of a round grew from that round's base.
-            assert model["parent_model_id"] == decided["base_model_id"]
+            assert model.parent_model_id == decided.base_model_id
             # Data ids: exactly the group's contributions, and the groups split the crowd.
-            assert model["contribution_ids"] and set(model["contribution_ids"]) <= all_contributions
-            data += model["contribution_ids"]
-            metrics = model["metrics"]
-            assert metrics["examples"] == len(model["contribution_ids"])
+            assert model.contribution_ids and set(model.contribution_ids) <= all_contributions
+            data += model.contribution_ids
+            metrics = model.metrics
+            assert metrics["examples"] == len(model.contribution_ids)
             assert metrics["last_loss"] < metrics["first_loss"], "training did not learn"
             assert metrics["distance"] == pytest.approx(-metrics["score"])
             assert np.isfinite(metrics["heldout_distance"]) and metrics["heldout_distance"] > 0
-            assert metrics["base_distance"] == decided["base_distance"]
-            assert model["hyperparameters"]["llm"]["sft"]["learning_rate"] == 2e-2
-            adapter = store.path(key_of(model["artifact_ref"]))
+            assert metrics["base_distance"] == decided.decision.base_distance
+            assert model.hyperparameters["llm"]["sft"]["learning_rate"] == 2e-2
+            assert model.artifact_ref is not None
+            adapter = store.path(key_of(model.artifact_ref))
             assert (adapter / "adapter_config.json").exists()
             # The read API's lineage shows the judge's held-out distance and the metrics.
             entry = model_entry(model)
@@ -137,12 +141,13 @@ async def test_two_lora_rounds_leave_a_lineage(
             assert entry.metrics["train_examples_per_s"] > 0
         assert sorted(data) == sorted(all_contributions)
         # The winner beat the base on the selection prompts, or the model stayed put.
-        winner = decided["winner_model_id"]
-        best = min(decided["distances"])
-        assert (winner is not None) == (best < decided["base_distance"])
+        winner = decided.decision.winner_model_id
+        best = min(c.distance for c in decided.decision.candidates)
+        assert decided.decision.base_distance is not None
+        assert (winner is not None) == (best < decided.decision.base_distance)
 
     # Round 1 trains from round 0's outcome: the winner if there was one, else the base.
-    assert rounds[1]["base_model_id"] == (rounds[0]["winner_model_id"] or root)
+    assert rounds[1].base_model_id == (rounds[0].decision.winner_model_id or root)
     # Each contributor was placed in MiniLM space from their own responses.
-    assert len(rounds[1]["users"]) == len(CONTRIBUTORS)
-    assert all(len(u) == 384 for u in rounds[1]["users"])
+    assert len(rounds[1].positions) == len(CONTRIBUTORS)
+    assert all(len(u) == 384 for u in rounds[1].positions)

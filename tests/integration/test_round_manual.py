@@ -9,8 +9,8 @@ from pathlib import Path
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import announcer, started_broker
 from crowdsft.adapters.mongo import CONTRIBUTIONS, ROUNDS, Database
-from crowdsft.campaigns import RoundPolicy
-from crowdsft.contracts import StartRoundRequested, derive_event_id, topics
+from crowdsft.contracts import StartRound, derive_event_id
+from crowdsft.domain.campaign import RoundPolicy
 from crowdsft.engine.simulation import SimulationConfig
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import launch, reference, spec_for, start_services
@@ -19,14 +19,14 @@ CONFIG = SimulationConfig(n_users=12, n_groups=3, n_rounds=3)
 
 
 async def start(settings: Settings, campaign_id: str, round_index: int) -> None:
-    command = StartRoundRequested(
-        event_id=derive_event_id("round.start_requested", campaign_id, round_index, time.time()),
+    command = StartRound(
+        event_id=derive_event_id("round.start", campaign_id, round_index, time.time()),
         producer="test",
         campaign_id=campaign_id,
         round_index=round_index,
     )
     async with started_broker(settings, "test-operator") as broker:
-        await announcer(broker)([(topics.ROUND_START_REQUESTED, campaign_id, command)])
+        await announcer(broker)([(campaign_id, command)])
 
 
 async def rounds_scored(db: Database, campaign_id: str) -> int:

@@ -7,13 +7,16 @@ import asyncio
 
 import pytest
 
-from crowdsft.adapters.kafka import Announcement
 from crowdsft.contracts import CandidateTrained, TrainingRequested, derive_event_id
-from services.training.backends import TrainedCandidate, candidate_model_id
+from crowdsft.domain.campaign import CampaignSpec
+from crowdsft.domain.ids import candidate_model_id
+from crowdsft.domain.measurement import Measurement
 from services.training.handler import TrainingHandler
+from services.training.trainers import Trainer
+from tests.support.fakes import FakeBus, FakeCampaigns, FakeMeasurements
 
 
-def request(group: int, backend: str = "slow") -> TrainingRequested:
+def request(group: int, backend: str = "vector") -> TrainingRequested:
     return TrainingRequested(
         event_id=derive_event_id("training.requested", "c:r00000", group),
         producer="test",
@@ -36,36 +39,77 @@ class SlowBackend:
         self.running = 0
         self.most_at_once = 0
 
-    async def train(self, req: TrainingRequested) -> TrainedCandidate:
+    async def train(self, spec: CampaignSpec, req: TrainingRequested) -> Measurement:
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         await asyncio.sleep(0.05)
         self.running -= 1
         if req.group_index in self.failing:
             raise RuntimeError(f"group {req.group_index} failed")
-        return TrainedCandidate(candidate_model_id(req), "artifact:x", {"loss": 1.0})
+        model_id = candidate_model_id(req.round_id, req.group_index)
+        return Measurement(
+            model_id=model_id, campaign_id="c", artifact_ref="artifact:x", position=[0.0]
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def handler(spec: CampaignSpec, trainers: dict[str, Trainer], bus: FakeBus) -> TrainingHandler:
+    campaigns = FakeCampaigns()
+    campaigns.specs[spec.campaign_id] = spec
+    return TrainingHandler(campaigns, FakeMeasurements(), trainers, bus)
 
 
 async def test_a_batch_trains_its_groups_at_once_and_reports_a_failure_last() -> None:
-    published: list[Announcement] = []
-
-    async def publish(batch: list[Announcement]) -> None:
-        published.extend(batch)
-
+    bus = FakeBus()
     backend = SlowBackend(failing={2})
-    handler = TrainingHandler({"slow": backend}, publish)
+    training = handler(CampaignSpec(campaign_id="c", target=[1.0]), {"vector": backend}, bus)
     with pytest.raises(RuntimeError, match="group 2 failed"):
-        await handler.on_training_batch([request(g) for g in range(4)])
+        await training.on_training_batch([request(g) for g in range(4)])
     assert backend.most_at_once == 4
-    trained = [event for _, _, event in published]
+    trained = [event for _, _, event in bus.published]
     assert all(isinstance(e, CandidateTrained) for e in trained)
-    assert sorted(e.group_index for e in trained) == [0, 1, 3]  # type: ignore[union-attr]
+    assert sorted(e.group_index for e in trained) == [0, 1, 3]  # type: ignore[attr-defined]
+
+
+async def test_a_retried_batch_trains_only_what_failed() -> None:
+    bus = FakeBus()
+    backend = SlowBackend(failing={2})
+    training = handler(CampaignSpec(campaign_id="c", target=[1.0]), {"vector": backend}, bus)
+    with pytest.raises(RuntimeError):
+        await training.on_training_batch([request(g) for g in range(4)])
+    backend.failing = set()
+    backend.most_at_once = 0
+    await training.on_training_batch([request(g) for g in range(4)])
+    assert backend.most_at_once == 1  # groups 0, 1 and 3 were found measured
+    assert sorted(e.group_index for e in bus.on("crowdsft.candidate.trained")) == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        3,
+    ]
 
 
 async def test_a_request_for_a_backend_not_installed_here_is_refused() -> None:
-    async def publish(batch: list[Announcement]) -> None:
+    async def publish(batch: object) -> None:
         raise AssertionError("nothing should be published")
 
-    handler = TrainingHandler({}, publish)
+    lora = CampaignSpec(campaign_id="c", target=[0.0] * 384,
+                        backend={"kind": "lora", "llm": {"phi": "minilm"}})  # fmt: skip
+    campaigns = FakeCampaigns()
+    campaigns.specs["c"] = lora
+    training = TrainingHandler(campaigns, FakeMeasurements(), {}, publish)
     with pytest.raises(LookupError, match="not installed"):
-        await handler.on_training_batch([request(0, backend="lora")])
+        await training.on_training_batch([request(0, backend="lora")])
+
+
+async def test_a_request_naming_another_backend_than_its_campaign_is_refused() -> None:
+    bus = FakeBus()
+    training = handler(CampaignSpec(campaign_id="c", target=[1.0]), {}, bus)
+    with pytest.raises(ValueError, match="the campaign's is 'vector'"):
+        await training.on_training_batch([request(0, backend="lora")])
+    assert bus.published == []

@@ -1,1 +1,2 @@
-"""Adapters at the edges: Kafka, MongoDB (and later Ray). Domain code never imports these."""
+"""Adapters at the edges: Kafka, MongoDB, Ray and the artifact store. The domain never
+imports these."""

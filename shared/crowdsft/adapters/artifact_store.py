@@ -3,7 +3,8 @@
 The root is a setting: a local folder by default, a shared volume (or a mounted object store)
 when Ray workers on several machines write and read the same artifacts. A folder appears by
 an atomic rename, and an existing one is never replaced: a replayed training request keeps
-the first adapter, as MongoDB keeps the first artifact document.
+the first adapter, as MongoDB keeps the first artifact document. Keys and references are
+derived from model ids in `crowdsft.domain.ids`.
 """
 
 from __future__ import annotations
@@ -14,25 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-REF_PREFIX = "artifact:"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.@~-]+(/[A-Za-z0-9_.@~-]+)*$")
-
-
-def model_key(model_id: str, kind: str = "adapter") -> str:
-    """`camp:r00003:g1` -> `camp/r00003/g1/adapter`. Ids may hold `::` or `:.:`; such parts
-    become `~0` / `~1` (ids never contain `~`, so no two ids share a key)."""
-    parts = [p if p not in ("", ".", "..") else f"~{len(p)}" for p in model_id.split(":")]
-    return "/".join([*parts, kind])
-
-
-def ref_of(key: str) -> str:
-    return REF_PREFIX + key
-
-
-def key_of(ref: str) -> str:
-    if not ref.startswith(REF_PREFIX):
-        raise ValueError(f"not an artifact reference: {ref!r}")
-    return ref.removeprefix(REF_PREFIX)
 
 
 class ArtifactStore:

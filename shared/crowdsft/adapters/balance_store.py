@@ -7,9 +7,9 @@ contributor's balance is the sum over every campaign they earned points in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from crowdsft.adapters.mongo import BALANCES, CONTRIBUTIONS, LEDGER, Database, Document
+from crowdsft.domain.ledger import LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -17,15 +17,6 @@ class Standing:
     rank: int
     contributor_id: str
     points: float
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    campaign_id: str
-    round_id: str
-    rule: str
-    points: float
-    recorded_at: datetime
 
 
 def _scope(contributor_id: str | None = None, campaign_id: str | None = None) -> Document:
@@ -109,19 +100,9 @@ class BalanceStore:
         self, contributor_id: str, campaign_id: str | None = None, limit: int = 100
     ) -> list[LedgerEntry]:
         """Newest first; the ledger is append-only, so this is the full history of points."""
-        fields = ["campaign_id", "round_id", "rule", "points", "recorded_at"]
         cursor = (
-            self._ledger.find(_scope(contributor_id, campaign_id), fields)
+            self._ledger.find(_scope(contributor_id, campaign_id), {"_id": 0})
             .sort([("recorded_at", -1), ("_id", 1)])
             .limit(limit)
         )
-        return [
-            LedgerEntry(
-                doc["campaign_id"],
-                doc["round_id"],
-                doc["rule"],
-                float(doc["points"]),
-                doc["recorded_at"],
-            )
-            async for doc in cursor
-        ]
+        return [LedgerEntry.model_validate(doc) async for doc in cursor]

@@ -1,8 +1,7 @@
 """Read side of campaigns: spec and state, rounds, model lineage and Shapley values.
 
-The round services write these collections; this module only reads them, and projects away
-what stays internal (rng states, contribution vectors, candidate vectors), so a round list
-costs what it shows rather than what the services keep.
+The round services write these collections; this module only reads them, through the stores
+that map each document, and shows what is public: never rng states, vectors or fingerprints.
 """
 
 from __future__ import annotations
@@ -13,16 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crowdsft.adapters.mongo import CAMPAIGNS, MODELS, ROUNDS, SHAPLEY, Database, Document
-from crowdsft.campaigns import CampaignSpec
-from crowdsft.contracts import GroupAssignment
-from crowdsft.rounds import group_assignments
-
-ROUND_FIELDS = [
-    "campaign_id", "round_index", "status", "base_model_id", "contributor_ids", "labels",
-    "n_groups", "winner_model_id", "accepted", "judged_wrong", "ranking", "scores",
-    "distances", "opened_at", "decided_at", "scored_at",
-]  # fmt: skip
+from crowdsft.adapters.lineage_store import LineageStore
+from crowdsft.adapters.mongo import CAMPAIGNS, Database
+from crowdsft.adapters.round_store import RoundStore
+from crowdsft.adapters.shapley_store import ShapleyStore
+from crowdsft.contracts import GroupAssignment, ShapleyValue
+from crowdsft.domain.campaign import CampaignSpec
+from crowdsft.domain.lineage import LineageEntry
+from crowdsft.domain.round import Round
+from crowdsft.domain.shapley import ShapleyRecord
 
 
 class ReadModel(BaseModel):
@@ -82,12 +80,6 @@ class ModelEntry(ReadModel):
     won: bool | None
 
 
-class ShapleyValue(ReadModel):
-    contributor_id: str
-    value: float
-    std_error: float
-
-
 class Fairness(ReadModel):
     round_index: int
     pearson: float | None
@@ -112,69 +104,61 @@ def finite(value: Any) -> float | None:
     return float(value)
 
 
-def round_summary(doc: Document) -> RoundSummary:
-    distances = doc.get("distances")
+def round_summary(round_: Round) -> RoundSummary:
+    decision = round_.decision
+    distances = [c.distance for c in decision.candidates] if decision else None
     return RoundSummary(
-        round_id=doc["_id"],
-        round_index=doc["round_index"],
-        status=doc["status"],
-        base_model_id=doc["base_model_id"],
-        groups=group_assignments(doc.get("contributor_ids", []), doc.get("labels", [])),
-        winner_model_id=doc.get("winner_model_id"),
-        accepted=doc.get("accepted"),
-        judged_wrong=doc.get("judged_wrong"),
-        ranking=doc.get("ranking"),
-        scores=doc.get("scores"),
+        round_id=round_.round_id,
+        round_index=round_.round_index,
+        status=round_.status.value,
+        base_model_id=round_.base_model_id,
+        groups=round_.groups(),
+        winner_model_id=decision.winner_model_id if decision else None,
+        accepted=decision.accepted if decision else None,
+        judged_wrong=decision.judged_wrong if decision else None,
+        ranking=decision.ranking if decision else None,
+        scores=[c.score for c in decision.candidates] if decision else None,
         distances=distances,
         best_distance=min(distances) if distances else None,
-        opened_at=doc.get("opened_at"),
-        decided_at=doc.get("decided_at"),
-        scored_at=doc.get("scored_at"),
+        opened_at=round_.opened_at,
+        decided_at=round_.decided_at,
+        scored_at=round_.scored_at,
     )
 
 
-def model_entry(doc: Document) -> ModelEntry:
-    metrics = doc.get("metrics") or {}
+def model_entry(entry: LineageEntry) -> ModelEntry:
+    metrics = entry.metrics
     return ModelEntry(
-        model_id=doc["_id"],
-        round_index=doc.get("round_index"),
-        group_index=doc.get("group_index"),
-        parent_model_id=doc.get("parent_model_id"),
-        contributor_ids=doc.get("contributor_ids", []),
-        contribution_ids=doc.get("contribution_ids", []),
-        artifact_ref=doc.get("artifact_ref"),
+        model_id=entry.model_id,
+        round_index=entry.round_index,
+        group_index=entry.group_index,
+        parent_model_id=entry.parent_model_id,
+        contributor_ids=entry.contributor_ids,
+        contribution_ids=entry.contribution_ids,
+        artifact_ref=entry.artifact_ref,
         score=finite(metrics.get("score")),
         distance=finite(metrics.get("distance")),
         heldout_distance=finite(metrics.get("heldout_distance")),
         metrics={k: f for k, v in metrics.items() if (f := finite(v)) is not None},
-        hyperparameters=doc.get("hyperparameters", {}),
-        rank=doc.get("rank"),
-        won=doc.get("won"),
+        hyperparameters=entry.hyperparameters,
+        rank=entry.rank,
+        won=entry.won,
     )
 
 
-def shapley_summary(doc: Document) -> ShapleySummary:
-    history = sorted(
-        (
-            Fairness(
-                round_index=int(index),
-                pearson=finite(f.get("pearson")),
-                spearman=finite(f.get("spearman")),
-            )
-            for index, f in (doc.get("fairness") or {}).items()
-        ),
-        key=lambda f: f.round_index,
-    )
-    values = zip(doc["contributor_ids"], doc["values"], doc["std_errors"], strict=True)
+def shapley_summary(record: ShapleyRecord) -> ShapleySummary:
+    history = [
+        Fairness(round_index=r, pearson=finite(f.pearson), spearman=finite(f.spearman))
+        for r, f in sorted(record.fairness.items())
+    ]
+    values = zip(record.contributor_ids, record.values, record.std_errors, strict=True)
     return ShapleySummary(
-        campaign_id=doc["_id"],
-        values=[
-            ShapleyValue(contributor_id=c, value=float(v), std_error=float(e)) for c, v, e in values
-        ],
-        relative_error=float(doc["relative_error"]),
-        method=doc["method"],
-        as_of_round_index=int(doc["as_of_round_index"]),
-        updated_at=doc.get("updated_at"),
+        campaign_id=record.campaign_id,
+        values=[ShapleyValue(contributor_id=c, value=v, std_error=e) for c, v, e in values],
+        relative_error=record.relative_error,
+        method=record.method,
+        as_of_round_index=record.as_of_round_index,
+        updated_at=record.updated_at,
         fairness=history[-1] if history else None,
         fairness_history=history,
     )
@@ -183,9 +167,9 @@ def shapley_summary(doc: Document) -> ShapleySummary:
 class CampaignReads:
     def __init__(self, db: Database) -> None:
         self._campaigns = db[CAMPAIGNS]
-        self._rounds = db[ROUNDS]
-        self._models = db[MODELS]
-        self._shapley = db[SHAPLEY]
+        self._rounds = RoundStore(db)
+        self._lineage = LineageStore(db)
+        self._shapley = ShapleyStore(db)
 
     async def exists(self, campaign_id: str) -> bool:
         return await self._campaigns.count_documents({"_id": campaign_id}, limit=1) > 0
@@ -206,25 +190,13 @@ class CampaignReads:
 
     async def rounds(self, campaign_id: str, limit: int, offset: int = 0) -> list[RoundSummary]:
         """Oldest first, `limit` rounds after skipping `offset`."""
-        cursor = (
-            self._rounds.find({"campaign_id": campaign_id}, ROUND_FIELDS)
-            .sort("round_index", 1)
-            .skip(offset)
-            .limit(limit)
-        )
-        return [round_summary(doc) async for doc in cursor]
+        found = await self._rounds.of_campaign(campaign_id, limit=limit, offset=offset)
+        return [round_summary(round_) for round_ in found]
 
     async def lineage(self, campaign_id: str) -> list[ModelEntry]:
         """The base model first, then each round's candidates by group."""
-        cursor = self._models.find({"campaign_id": campaign_id}, {"vector": 0})
-        docs = [doc async for doc in cursor]
-        docs.sort(key=lambda d: (_or(d.get("round_index"), -1), _or(d.get("group_index"), -1)))
-        return [model_entry(doc) for doc in docs]
+        return [model_entry(entry) for entry in await self._lineage.of_campaign(campaign_id)]
 
     async def shapley(self, campaign_id: str) -> ShapleySummary | None:
-        doc = await self._shapley.find_one({"_id": campaign_id}, {"fingerprint": 0})
-        return shapley_summary(doc) if doc is not None else None
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
+        record = await self._shapley.get(campaign_id)
+        return shapley_summary(record) if record is not None else None

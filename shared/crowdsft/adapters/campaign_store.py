@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from crowdsft.adapters.mongo import CAMPAIGNS, MODELS, Database, Document
-from crowdsft.campaigns import CampaignSpec, initial_state
-
-
-@dataclass(frozen=True)
-class CampaignState:
-    """Where selection stands: the current model, the next round and the random stream."""
-
-    next_round: int
-    model_id: str
-    rng_state: str
-    open_round: int | None
-
-
-def root_model_id(campaign_id: str) -> str:
-    return f"{campaign_id}:base"
+from crowdsft.adapters.lineage_store import LineageStore
+from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.mongo import CAMPAIGNS, Database, Document
+from crowdsft.domain.backends import backend_of
+from crowdsft.domain.campaign import CampaignSpec, CampaignState, initial_state
+from crowdsft.domain.ids import root_model_id
+from crowdsft.domain.lineage import root_entry
 
 
 class CampaignStore:
     def __init__(self, db: Database) -> None:
         self._campaigns = db[CAMPAIGNS]
-        self._models = db[MODELS]
+        self._lineage = LineageStore(db)
+        self._measurements = MeasurementStore(db)
         self._known: set[str] = set()
 
     async def create(self, campaign_id: str, name: str | None = None) -> bool:
@@ -39,20 +29,16 @@ class CampaignStore:
     async def create_with_spec(self, spec: CampaignSpec) -> bool:
         """A campaign that runs rounds: its spec, its starting model and its random stream."""
         model, rng_state = initial_state(spec)
-        root = root_model_id(spec.campaign_id)
-        lineage_root: Document = {
-            "campaign_id": spec.campaign_id,
-            "parent_model_id": None,
-            "round_index": None,
-        }
-        if spec.llm is None:
-            lineage_root |= {"vector": model, "artifact_ref": f"models:{root}"}
-        else:  # measured by the first training request, like every candidate after it
-            lineage_root |= {"artifact_ref": f"base:{spec.llm.base_model}"}
-        await self._models.update_one({"_id": root}, {"$setOnInsert": lineage_root}, upsert=True)
-        state = {"next_round": 0, "model_id": root, "rng_state": rng_state, "open_round": None}
+        root = root_entry(spec.campaign_id, spec.backend.root_artifact_ref(spec.campaign_id))
+        await self._lineage.add_root(root)
+        measured = backend_of(spec).placement.root(spec, model)
+        if measured is not None:
+            await self._measurements.put(measured)
+        state = CampaignState(next_round=0, model_id=root_model_id(spec.campaign_id),
+                              rng_state=rng_state)  # fmt: skip
         doc = {"_id": spec.campaign_id, "name": spec.name or spec.campaign_id}
-        return await self._insert(doc | {"spec": spec.model_dump(mode="json"), "state": state})
+        fields = {"spec": spec.model_dump(mode="json"), "state": state.model_dump()}
+        return await self._insert(doc | fields)
 
     async def _insert(self, doc: Document) -> bool:
         try:
@@ -79,13 +65,13 @@ class CampaignStore:
         doc = await self._campaigns.find_one({"_id": campaign_id}, {"state": 1})
         if doc is None or "state" not in doc:
             return None
-        return CampaignState(**doc["state"])
+        return CampaignState.model_validate(doc["state"])
 
-    async def advance(self, campaign_id: str, expected_round: int, **changes: Any) -> bool:
+    async def advance(self, campaign_id: str, expected_round: int, state: CampaignState) -> bool:
         """Compare-and-set on the round counter, so a replayed step cannot move state twice."""
         result = await self._campaigns.update_one(
             {"_id": campaign_id, "state.next_round": expected_round},
-            {"$set": {f"state.{key}": value for key, value in changes.items()}},
+            {"$set": {"state": state.model_dump()}},
         )
         return result.modified_count == 1
 
@@ -94,7 +80,3 @@ class CampaignStore:
             {"_id": campaign_id, "state.next_round": round_index},
             {"$set": {"state.open_round": round_index, "state.rng_state": rng_state}},
         )
-
-    async def list_specs(self) -> list[CampaignSpec]:
-        cursor = self._campaigns.find({"spec": {"$exists": True}}, {"spec": 1})
-        return [CampaignSpec.model_validate(doc["spec"]) async for doc in cursor]

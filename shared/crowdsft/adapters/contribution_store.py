@@ -12,26 +12,16 @@ Lookups happen only for the inserts that collide, so fresh data costs two bulk i
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
 from crowdsft.adapters.mongo import CONTRIBUTIONS, REJECTIONS, SUBMISSIONS, Database, Document
-from crowdsft.feedback import Parsed
+from crowdsft.domain.crowd import Contribution
+from crowdsft.feedback import Parsed, StoreOutcome
 
 DUPLICATE_KEY = 11000
-
-
-@dataclass
-class StoreOutcome:
-    """What happened to each submission of a batch; every input lands in exactly one list."""
-
-    stored: list[Parsed] = field(default_factory=list)
-    replayed: list[Parsed] = field(default_factory=list)
-    reused_ids: list[Parsed] = field(default_factory=list)
-    duplicates: list[tuple[Parsed, str]] = field(default_factory=list)
 
 
 def contribution_document(item: Parsed, stored_at: datetime) -> Document:
@@ -51,6 +41,13 @@ def contribution_document(item: Parsed, stored_at: datetime) -> Document:
         "producer": event.producer,
         "source": item.record.position,
     }
+
+
+CONTRIBUTION_FIELDS = ["contributor_id", "prompt", "response"]
+
+
+def _contribution(doc: Document) -> Contribution:
+    return Contribution(doc["_id"], doc["contributor_id"], doc["prompt"], doc["response"])
 
 
 def submission_document(item: Parsed) -> Document:
@@ -112,17 +109,13 @@ class ContributionStore:
         outcome.stored = [item for i, item in enumerate(candidates) if i not in taken]
         return outcome
 
-    async def of_campaign(self, campaign_id: str) -> list[Document]:
-        cursor = self._contributions.find(
-            {"campaign_id": campaign_id}, {"contributor_id": 1, "response": 1}
-        )
-        return [doc async for doc in cursor]
+    async def of_campaign(self, campaign_id: str) -> list[Contribution]:
+        cursor = self._contributions.find({"campaign_id": campaign_id}, CONTRIBUTION_FIELDS)
+        return [_contribution(doc) async for doc in cursor]
 
-    async def by_ids(self, contribution_ids: list[str]) -> list[Document]:
-        cursor = self._contributions.find(
-            {"_id": {"$in": contribution_ids}}, {"contributor_id": 1, "prompt": 1, "response": 1}
-        )
-        return [doc async for doc in cursor]
+    async def by_ids(self, contribution_ids: list[str]) -> list[Contribution]:
+        cursor = self._contributions.find({"_id": {"$in": contribution_ids}}, CONTRIBUTION_FIELDS)
+        return [_contribution(doc) async for doc in cursor]
 
     async def count(self, campaign_id: str) -> int:
         return await self._contributions.count_documents({"campaign_id": campaign_id})

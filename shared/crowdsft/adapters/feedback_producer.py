@@ -8,7 +8,6 @@ from faststream.kafka import KafkaBroker
 
 from crowdsft.adapters.kafka import announcer
 from crowdsft.contracts import FeedbackSubmitted
-from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
 
 
 class FeedbackProducer:
@@ -17,5 +16,5 @@ class FeedbackProducer:
 
     async def submit(self, events: Sequence[FeedbackSubmitted]) -> list[str]:
         """Returns the event ids; keyed by contributor so one person's feedback stays ordered."""
-        await self._publish([(FEEDBACK_SUBMITTED, e.contributor_id, e) for e in events])
+        await self._publish([(e.contributor_id, e) for e in events])
         return [event.event_id for event in events]

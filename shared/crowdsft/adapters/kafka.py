@@ -24,7 +24,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import BaseModel, ValidationError
 
 from crowdsft.contracts import EventDeadLettered, derive_event_id
-from crowdsft.contracts.topics import DEAD_LETTERS, TOPIC_EVENTS
+from crowdsft.contracts.topics import TOPIC_EVENTS, topic_of
+from crowdsft.domain.ports import Announcement, Publish
 from crowdsft.settings import Settings
 
 DEFAULT_PARTITIONS = 3
@@ -106,24 +107,23 @@ async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS
         await admin.close()
 
 
-# (topic, key, event) triples, published together before the consumed batch is acknowledged.
-Announcement = tuple[str, str | None, BaseModel]
-Publish = Callable[[Sequence[Announcement]], Awaitable[None]]
-
-
 def announcer(broker: KafkaBroker) -> Publish:
     """Publish many events at once and wait until the broker has every one of them.
 
     Each send is queued without waiting (aiokafka batches them), then all are awaited
     together: a caller that commits offsets afterwards never commits past an unsent event.
+    Each event goes to its type's topic (`contracts.topics`), never to one named by hand.
     """
 
     async def publish(announcements: Sequence[Announcement]) -> None:
         pending = [
             await broker.publish(
-                event, topic, key=key.encode() if key is not None else None, no_confirm=True
+                event,
+                topic_of(event),
+                key=key.encode() if key is not None else None,
+                no_confirm=True,
             )
-            for topic, key, event in announcements
+            for key, event in announcements
         ]
         await asyncio.gather(*pending)
 
@@ -182,7 +182,7 @@ class EventReader:
                 detail=str(exc)[:2_000],
                 original_value_b64=base64.b64encode(record.value or b"").decode(),
             )
-            await self._publish([(DEAD_LETTERS, None, letter)])
+            await self._publish([(None, letter)])
             return None
 
 

@@ -1,130 +1,155 @@
-"""Rounds, candidate artifacts and model lineage in MongoDB.
+"""Rounds in MongoDB: the only code that maps a `Round` to and from its document.
 
-Every document has a deterministic `_id` (`<campaign>:<round>`, model ids derived from the
-round and group), and every state change is a conditional update, so a replayed event finds
-its work done and changes nothing.
+A round's `_id` is derived from its campaign and index, and every step is a compare-and-set on
+its status (open -> decided -> scored), so a replayed event finds its work done and changes
+nothing, and two processes racing on one step end with one outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from crowdsft.adapters.mongo import ARTIFACTS, MODELS, ROUNDS, Database, Document
+from crowdsft.adapters.mongo import ROUNDS, Database, Document
+from crowdsft.domain.ids import round_id
+from crowdsft.domain.round import (
+    Decision,
+    Opening,
+    Payment,
+    Round,
+    RoundStatus,
+    RoundStep,
+    RoundStepError,
+)
 
-FloatArray = NDArray[np.float64]
+
+def to_document(round_: Round) -> Document:
+    return {
+        "_id": round_.round_id,
+        "campaign_id": round_.campaign_id,
+        "round_index": round_.round_index,
+        "status": round_.status.value,
+        "opening": round_.opening.model_dump(),
+        # MongoDB keys are strings.
+        "candidates": {str(g): m for g, m in round_.candidates.items()},
+        "decision": round_.decision.model_dump() if round_.decision else None,
+        "payment": round_.payment.model_dump() if round_.payment else None,
+        "announced": {step.value: True for step in round_.announced},
+        "opened_at": round_.opened_at,
+        "decided_at": round_.decided_at,
+        "scored_at": round_.scored_at,
+    }
 
 
-def round_id(campaign_id: str, round_index: int) -> str:
-    return f"{campaign_id}:r{round_index:05d}"
-
-
-OPENING, DECISION, AWARDS = "opening", "decision", "awards"
-
-
-def announced(doc: Document, step: str) -> bool:
-    return bool(doc.get("announced", {}).get(step))
+def from_document(doc: Document) -> Round:
+    return Round(
+        round_id=doc["_id"],
+        campaign_id=doc["campaign_id"],
+        round_index=doc["round_index"],
+        status=RoundStatus(doc["status"]),
+        opening=Opening.model_validate(doc["opening"]),
+        candidates={int(g): m for g, m in (doc.get("candidates") or {}).items()},
+        decision=Decision.model_validate(doc["decision"]) if doc.get("decision") else None,
+        payment=Payment.model_validate(doc["payment"]) if doc.get("payment") else None,
+        announced=frozenset(
+            RoundStep(s) for s, done in (doc.get("announced") or {}).items() if done
+        ),
+        opened_at=doc.get("opened_at"),
+        decided_at=doc.get("decided_at"),
+        scored_at=doc.get("scored_at"),
+    )
 
 
 class RoundStore:
     def __init__(self, db: Database) -> None:
         self._rounds = db[ROUNDS]
-        self._models = db[MODELS]
-        self._artifacts = db[ARTIFACTS]
 
-    async def get(self, campaign_id: str, round_index: int) -> Document | None:
-        return await self._rounds.find_one({"_id": round_id(campaign_id, round_index)})
+    async def get(self, campaign_id: str, round_index: int) -> Round | None:
+        return await self.by_id(round_id(campaign_id, round_index))
 
-    async def open(self, doc: Document) -> Document:
-        """Insert a new round; if it exists already (a replay), the stored one wins."""
+    async def by_id(self, rid: str) -> Round | None:
+        doc = await self._rounds.find_one({"_id": rid})
+        return from_document(doc) if doc is not None else None
+
+    async def _stored(self, rid: str, session: AsyncClientSession | None = None) -> Round:
+        doc = await self._rounds.find_one({"_id": rid}, session=session)
+        if doc is None:
+            raise LookupError(f"round {rid} is not in the store")
+        return from_document(doc)
+
+    async def open(self, opened: Round) -> Round:
+        if opened.status is not RoundStatus.OPEN:
+            raise RoundStepError(f"{opened.round_id} is {opened.status}, not a new round")
         with contextlib.suppress(DuplicateKeyError):
-            await self._rounds.insert_one(doc | {"status": "open", "opened_at": _now()})
-        stored = await self._rounds.find_one({"_id": doc["_id"]})
-        assert stored is not None
-        return stored
+            await self._rounds.insert_one(to_document(opened))
+        return await self._stored(opened.round_id)
 
-    async def add_candidate(self, rid: str, group_index: int, model_id: str) -> Document | None:
-        """Record a trained candidate on an open round; returns the round as it now stands."""
-        await self._rounds.update_one(
-            {"_id": rid, "status": "open"},
-            {"$set": {f"candidates.{group_index}": model_id}},
+    async def add_candidate(self, rid: str, group_index: int, model_id: str) -> Round | None:
+        current = await self.by_id(rid)
+        if current is None:
+            return None
+        if current.status is RoundStatus.OPEN:
+            current.with_candidate(group_index, model_id)  # refuses what the round cannot take
+            await self._rounds.update_one(
+                {"_id": rid, "status": RoundStatus.OPEN.value},
+                {"$set": {f"candidates.{group_index}": model_id}},
+            )
+        return await self._stored(rid)
+
+    async def decide(self, decided: Round) -> Round:
+        if decided.status is not RoundStatus.DECIDED or decided.decision is None:
+            raise RoundStepError(f"{decided.round_id} carries no decision")
+        await self._transition(
+            decided,
+            RoundStatus.OPEN,
+            {"decision": decided.decision.model_dump(), "decided_at": decided.decided_at},
         )
-        return await self._rounds.find_one({"_id": rid})
+        return await self._stored(decided.round_id)
 
-    async def decide(self, rid: str, decision: Document) -> Document:
-        """open -> decided, once; a second caller gets the stored decision back."""
-        await self._rounds.update_one(
-            {"_id": rid, "status": "open"},
-            {"$set": decision | {"status": "decided", "decided_at": _now()}},
+    async def record_payment(
+        self, scored: Round, session: AsyncClientSession | None = None
+    ) -> bool:
+        """decided -> scored; True when this call moved it (inside the ledger's transaction)."""
+        if scored.status is not RoundStatus.SCORED or scored.payment is None:
+            raise RoundStepError(f"{scored.round_id} carries no payment")
+        fields = {"payment": scored.payment.model_dump(), "scored_at": scored.scored_at}
+        return await self._transition(scored, RoundStatus.DECIDED, fields, session)
+
+    async def _transition(
+        self,
+        changed: Round,
+        expected: RoundStatus,
+        fields: dict[str, Any],
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        result = await self._rounds.update_one(
+            {"_id": changed.round_id, "status": expected.value},
+            {"$set": fields | {"status": changed.status.value}},
+            session=session,
         )
-        stored = await self._rounds.find_one({"_id": rid})
-        assert stored is not None
-        return stored
+        return result.modified_count == 1
 
-    async def mark_announced(self, rid: str, step: str) -> None:
+    async def mark_announced(self, rid: str, step: RoundStep) -> None:
         """After a step's events are out. A trigger that finds the flag set does nothing, so
         a duplicate event stops at the first service instead of replaying the rounds after it;
         a crash before the flag costs one repeated announcement, which consumers absorb."""
-        await self._rounds.update_one({"_id": rid}, {"$set": {f"announced.{step}": True}})
+        await self._rounds.update_one({"_id": rid}, {"$set": {f"announced.{step.value}": True}})
 
-    async def of_campaign(self, campaign_id: str) -> list[Document]:
-        cursor = self._rounds.find({"campaign_id": campaign_id}).sort("round_index", 1)
-        return [doc async for doc in cursor]
-
-    # Artifacts: the vector backend's trained candidates (a folder or object store for LoRA).
-
-    async def put_vector(self, model_id: str, vector: FloatArray, meta: Document) -> str:
-        await self._artifacts.update_one(
-            {"_id": model_id},
-            {"$setOnInsert": meta | {"vector": [float(x) for x in vector], "stored_at": _now()}},
-            upsert=True,
+    async def of_campaign(self, campaign_id: str, limit: int = 0, offset: int = 0) -> list[Round]:
+        """Oldest first; `limit` 0 means all."""
+        cursor = (
+            self._rounds.find({"campaign_id": campaign_id})
+            .sort("round_index", 1)
+            .skip(offset)
+            .limit(limit)
         )
-        return f"artifacts:{model_id}"
+        return [from_document(doc) async for doc in cursor]
 
-    async def vectors(self, model_ids: list[str]) -> FloatArray:
-        """Vectors in the order asked; base models live in the lineage, candidates here."""
-        found: dict[str, list[float]] = {}
-        for collection in (self._artifacts, self._models):
-            cursor = collection.find({"_id": {"$in": model_ids}, "vector": {"$exists": True}})
-            found.update({doc["_id"]: doc["vector"] async for doc in cursor})
-        missing = [m for m in model_ids if m not in found]
-        if missing:
-            raise LookupError(f"no vector stored for {missing}")
-        return np.asarray([found[m] for m in model_ids], dtype=np.float64)
-
-    async def put_measured(self, model_id: str, doc: Document) -> None:
-        """An LLM model's artifact document: where it stands in phi space, its distances and
-        metrics. The first write wins, as the first adapter folder does."""
-        await self._artifacts.update_one(
-            {"_id": model_id}, {"$setOnInsert": doc | {"stored_at": _now()}}, upsert=True
-        )
-
-    async def measured(self, model_ids: list[str]) -> dict[str, Document]:
-        cursor = self._artifacts.find({"_id": {"$in": model_ids}, "distance": {"$exists": True}})
-        return {doc["_id"]: doc async for doc in cursor}
-
-    # Lineage: one document per model, with its parent, data and metrics.
-
-    async def ancestry(self, model_id: str) -> list[Document]:
-        """A model's lineage from the campaign's root to itself, oldest first."""
-        chain: list[Document] = []
-        current: str | None = model_id
-        while current is not None:
-            doc = await self._models.find_one({"_id": current}, {"vector": 0})
-            if doc is None:
-                raise LookupError(f"model {current!r} is not in the lineage")
-            chain.append(doc)
-            current = doc.get("parent_model_id")
-        return chain[::-1]
-
-    async def record_models(self, docs: list[Document]) -> None:
-        for doc in docs:
-            await self._models.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+    async def count(self, campaign_id: str, status: RoundStatus | None = None) -> int:
+        query: Document = {"campaign_id": campaign_id}
+        if status is not None:
+            query["status"] = status.value
+        return await self._rounds.count_documents(query)

@@ -8,7 +8,9 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from crowdsft.adapters import mongo
-from crowdsft.adapters.kafka import EventReader, Publish, announcer, ensure_topics, make_broker
+from crowdsft.adapters.kafka import EventReader, announcer, ensure_topics, make_broker
+from crowdsft.domain.backends import load_plugins
+from crowdsft.domain.ports import Publish
 from crowdsft.settings import Settings
 
 
@@ -22,7 +24,9 @@ class ServiceParts:
 
 
 def service_parts(settings: Settings, group_id: str) -> ServiceParts:
-    """Topics and indexes are ensured at start-up; the database client closes at shutdown."""
+    """Topics and indexes are ensured at start-up; the database client closes at shutdown.
+    Backends named in the settings register first, so every campaign spec validates."""
+    load_plugins(settings.backend_modules)
     broker = make_broker(settings, client_id=group_id)
     app = FastStream(broker)
     client = mongo.connect(settings)

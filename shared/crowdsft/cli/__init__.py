@@ -5,6 +5,15 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Open, crowd-sourced fine-tuning with fair points.")
 
 
+@app.callback()
+def _plugins() -> None:
+    """Backends named in CROWDSFT_BACKEND_MODULES register before any spec is read."""
+    from crowdsft.domain.backends import load_plugins
+    from crowdsft.settings import load_settings
+
+    load_plugins(load_settings().backend_modules)
+
+
 def main() -> None:
     from crowdsft.cli import commands  # noqa: F401  (registers the command groups)
 

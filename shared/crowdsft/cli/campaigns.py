@@ -16,8 +16,8 @@ from rich.markup import escape
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_reads import CampaignReads
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.cli import app
+from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.settings import load_settings
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create and inspect campaigns.")

@@ -37,9 +37,9 @@ def train_emotion(
     epochs: int = typer.Option(30, min=1),
 ) -> None:
     """Fit the 28-emotion head on MiniLM vectors of the train split; report dev accuracy."""
-    from crowdsft.llm.emotions import train_emotion_head
-    from crowdsft.llm.models import pick_device
-    from crowdsft.llm.phi import head_dir
+    from crowdsft.llm_runtime.emotions import train_emotion_head
+    from crowdsft.llm_runtime.models import pick_device
+    from crowdsft.llm_runtime.phi import head_dir
 
     with console.status("embedding GoEmotions and fitting the head"):
         report = train_emotion_head(data, limit=limit, epochs=epochs, device=pick_device())
@@ -68,10 +68,10 @@ def experiment_llm(
 ) -> None:
     """Single models vs the 3 x 3 tournament, per emotion; table in OUT/table.md."""
     from crowdsft.llm.design import check_design
-    from crowdsft.llm.emotions import emotion_names, load_split
-    from crowdsft.llm.experiment import LlmExperimentConfig, run_llm_experiment
-    from crowdsft.llm.models import pick_device
-    from crowdsft.llm.phi import load_phi
+    from crowdsft.llm_runtime.emotions import emotion_names, load_split
+    from crowdsft.llm_runtime.experiment import LlmExperimentConfig, run_llm_experiment
+    from crowdsft.llm_runtime.models import pick_device
+    from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.reporting.llm import markdown_table, write_llm_results
 
     names = emotion_names(data)

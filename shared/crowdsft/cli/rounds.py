@@ -10,12 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from crowdsft.adapters import mongo
-from crowdsft.adapters.campaign_store import CampaignState, CampaignStore
+from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import announcer, started_broker
-from crowdsft.campaigns import CampaignSpec
 from crowdsft.cli import app
-from crowdsft.contracts import StartRoundRequested, derive_event_id
-from crowdsft.contracts.topics import ROUND_START_REQUESTED
+from crowdsft.contracts import StartRound, derive_event_id
+from crowdsft.domain.campaign import CampaignSpec, CampaignState
 from crowdsft.settings import load_settings
 
 round_app = typer.Typer(no_args_is_help=True, help="Run a campaign's rounds.")
@@ -29,19 +28,19 @@ async def _campaign(campaign_id: str) -> tuple[CampaignSpec | None, CampaignStat
         return await store.spec(campaign_id), await store.state(campaign_id)
 
 
-def start_command(campaign_id: str, round_index: int) -> StartRoundRequested:
+def start_command(campaign_id: str, round_index: int) -> StartRound:
     """The same round asked for twice is the same command (selection opens a round once)."""
-    return StartRoundRequested(
-        event_id=derive_event_id("round.start_requested", campaign_id, round_index),
+    return StartRound(
+        event_id=derive_event_id("round.start", campaign_id, round_index),
         producer="cli",
         campaign_id=campaign_id,
         round_index=round_index,
     )
 
 
-async def _publish(command: StartRoundRequested) -> None:
+async def _publish(command: StartRound) -> None:
     async with started_broker(load_settings(), "crowdsft-cli") as broker:
-        await announcer(broker)([(ROUND_START_REQUESTED, command.campaign_id, command)])
+        await announcer(broker)([(command.campaign_id, command)])
 
 
 @round_app.command("start")
@@ -52,7 +51,7 @@ def start(
         typer.Option("--round", min=0, help="Round to open; default: the campaign's next one."),
     ] = None,
 ) -> None:
-    """Publish StartRoundRequested; selection opens the round if it is the next one."""
+    """Publish StartRound; selection opens the round if it is the next one."""
     spec, state = asyncio.run(_campaign(campaign))
     if spec is None or state is None:
         err.print(

@@ -16,7 +16,7 @@ from crowdsft.contracts.rounds import (
     GroupAssignment,
     RoundDecided,
     RoundOpened,
-    StartRoundRequested,
+    StartRound,
     TrainingRequested,
 )
 from crowdsft.contracts.topics import TOPIC_EVENTS
@@ -39,7 +39,7 @@ __all__ = [
     "RoundOpened",
     "ShapleyComputed",
     "ShapleyValue",
-    "StartRoundRequested",
+    "StartRound",
     "TrainingRequested",
     "derive_event_id",
     "new_event_id",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,10 +16,10 @@ class GroupAssignment(BaseModel):
     contributor_ids: list[str]
 
 
-class StartRoundRequested(CampaignEvent):
+class StartRound(CampaignEvent):
     """Command: open round `round_index` (ignored unless it is the campaign's next round)."""
 
-    event_type: Literal["round.start_requested"] = "round.start_requested"
+    event_type: Literal["round.start"] = "round.start"
     round_index: int = Field(ge=0)
 
 
@@ -38,13 +38,12 @@ class TrainingRequested(RoundEvent):
     event_type: Literal["training.requested"] = "training.requested"
     group_index: int = Field(ge=0)
     base_model_id: str
-    backend: str
+    backend: str = Field(description="The campaign's backend kind, as its spec names it.")
     contributor_ids: list[str]
     contributor_weights: list[float] = Field(
         description="Each contributor's weight in the group's data (points squared)."
     )
     contribution_ids: list[str]
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class CandidateTrained(RoundEvent):

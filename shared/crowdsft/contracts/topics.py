@@ -17,7 +17,7 @@ from crowdsft.contracts.rounds import (
     CandidateTrained,
     RoundDecided,
     RoundOpened,
-    StartRoundRequested,
+    StartRound,
     TrainingRequested,
 )
 
@@ -26,7 +26,7 @@ FEEDBACK_ACCEPTED = "crowdsft.feedback.accepted"
 FEEDBACK_REJECTED = "crowdsft.feedback.rejected"
 FEEDBACK_DLQ = "crowdsft.feedback.dlq"
 DEAD_LETTERS = "crowdsft.dlq"
-ROUND_START_REQUESTED = "crowdsft.round.start_requested"
+ROUND_START = "crowdsft.round.start"
 ROUND_OPENED = "crowdsft.round.opened"
 TRAINING_REQUESTED = "crowdsft.training.requested"
 CANDIDATE_TRAINED = "crowdsft.candidate.trained"
@@ -41,7 +41,7 @@ TOPIC_EVENTS: dict[str, type[BaseModel]] = {
     FEEDBACK_REJECTED: FeedbackRejected,
     FEEDBACK_DLQ: FeedbackDeadLettered,
     DEAD_LETTERS: EventDeadLettered,
-    ROUND_START_REQUESTED: StartRoundRequested,
+    ROUND_START: StartRound,
     ROUND_OPENED: RoundOpened,
     TRAINING_REQUESTED: TrainingRequested,
     CANDIDATE_TRAINED: CandidateTrained,
@@ -50,3 +50,13 @@ TOPIC_EVENTS: dict[str, type[BaseModel]] = {
     POINTS_AWARDED: PointsAwarded,
     SHAPLEY_COMPUTED: ShapleyComputed,
 }
+
+_TOPIC_OF: dict[type[BaseModel], str] = {model: topic for topic, model in TOPIC_EVENTS.items()}
+
+
+def topic_of(event: BaseModel) -> str:
+    """The one topic an event type travels on: publishers never name topics by hand."""
+    try:
+        return _TOPIC_OF[type(event)]
+    except KeyError:
+        raise LookupError(f"{type(event).__name__} has no topic in TOPIC_EVENTS") from None

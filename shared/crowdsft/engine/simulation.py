@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from crowdsft.engine.crowd import Crowd
 from crowdsft.engine.evaluation import get_evaluation, l2_distance
 from crowdsft.engine.grouping import get_grouping
+from crowdsft.engine.ledger import pay, standing
 from crowdsft.engine.points import RoundState, get_point_rule
 from crowdsft.engine.tournament import candidate_steps, run_tournament, weighted_centroids
 
@@ -61,21 +62,25 @@ class Trajectory:
 
 
 def simulate(config: SimulationConfig, crowd: Crowd, rng: np.random.Generator) -> Trajectory:
-    """Run ``config.n_rounds`` rounds on ``crowd``; points start at 1, the model uniform."""
+    """Run ``config.n_rounds`` rounds on ``crowd``; the model starts uniform, points as the
+    ledger pays them (`crowdsft.engine.ledger`)."""
     group = get_grouping(config.grouping)
     evaluate = get_evaluation(config.evaluation)
     rule = get_point_rule(config.points_rule)
     users, target = crowd.users, crowd.expert
     model = np.asarray(rng.uniform(config.model_low, config.model_high, users.shape[1]))
-    points = np.ones(users.shape[0])
+    balances = np.zeros(users.shape[0])
+    known = np.zeros(users.shape[0], dtype=bool)
     distances = np.empty(config.n_rounds + 1)
     accepted = np.zeros(config.n_rounds, dtype=bool)
     distances[0] = l2_distance(model, target)
     for t in range(config.n_rounds):
+        points = standing(balances, known)
         labels = group(points, config.n_groups, t, config.n_rounds, rng)
         centroids = weighted_centroids(users, points**2, labels, config.n_groups)
         candidates = candidate_steps(model, centroids, config.delta)
         outcome = run_tournament(model, candidates, evaluate, target, config.judge_error, rng)
+        awards = np.zeros(users.shape[0])
         if outcome.accepted:
             state = RoundState(
                 users,
@@ -89,8 +94,10 @@ def simulate(config: SimulationConfig, crowd: Crowd, rng: np.random.Generator) -
                 evaluate,
                 config.delta,
             )
-            points = points + rule(state)
+            awards = rule(state)
             model = candidates[outcome.ranking[0]]
             accepted[t] = True
+        balances = balances + pay(awards, outcome.accepted, known).moves
+        known[:] = True
         distances[t + 1] = l2_distance(model, target)
-    return Trajectory(distances, points, accepted, model)
+    return Trajectory(distances, standing(balances, known), accepted, model)

@@ -1,5 +1,3 @@
-"""The language-model path: base checkpoints, LoRA fine-tuning, sampling and `phi` embeddings.
-
-Everything here but `config` imports torch and friends (the `llm` extra), and only when used,
-so the services, the engine and the CLI start without them.
-"""
+"""The language-model path's pure part: what an LLM campaign (`config`) and the paper's LLM
+experiment (`design`) fix. The code that loads models, trains and samples is
+`crowdsft.llm_runtime`, which nothing below the services imports."""

@@ -1,7 +1,7 @@
 """The paper's LLM experiment design, as pure numpy: target, pools and tournament splits.
 
-No models here: the runner (`crowdsft.llm.experiment`) trains and measures, these functions
-decide which examples each model sees, so the design is testable in milliseconds.
+No models here: the runner (`crowdsft.llm_runtime.experiment`) trains and measures, these
+functions decide which examples each model sees, so the design is testable in milliseconds.
 """
 
 from __future__ import annotations

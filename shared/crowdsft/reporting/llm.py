@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 
-from crowdsft.llm.experiment import LlmExperimentResult, ModelOutcome
+from crowdsft.llm_runtime.experiment import LlmExperimentResult
 from crowdsft.reporting.files import write_json
 from crowdsft.reporting.plots import save_figure
 
@@ -72,12 +71,6 @@ def plot_llm_result(result: LlmExperimentResult, path: Path) -> None:
     ax.set_ylabel("mean L2 distance to target (phi)")
     ax.set_title(f"{result.emotion}: single vs tournament")
     save_figure(fig, path)
-
-
-def result_from_json(payload: dict[str, Any]) -> LlmExperimentResult:
-    """A saved `result.json` back as a result (to redraw or re-tabulate without re-running)."""
-    fields = {k: payload[k] for k in ("emotion", "anchor_text", "device", "seconds")}
-    return LlmExperimentResult(**fields, outcomes=[ModelOutcome(**o) for o in payload["outcomes"]])
 
 
 def write_llm_results(results: Sequence[LlmExperimentResult], out_dir: Path) -> list[Path]:

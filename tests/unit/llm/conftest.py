@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_checkpoint() -> Path:
     pytest.importorskip("peft")
-    from crowdsft.llm.models import base_checkpoint
+    from crowdsft.llm_runtime.models import base_checkpoint
 
     return base_checkpoint("tiny")
 
@@ -21,6 +21,6 @@ def tiny_checkpoint() -> Path:
 @pytest.fixture
 def tokenizer(tiny_checkpoint: Path) -> Any:
     """Fresh per test: `sample` sets `padding_side` on the tokenizer it is given."""
-    from crowdsft.llm.models import load_tokenizer
+    from crowdsft.llm_runtime.models import load_tokenizer
 
     return load_tokenizer(tiny_checkpoint)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crowdsft.adapters.artifact_store import ArtifactStore, key_of, model_key, ref_of
+from crowdsft.adapters.artifact_store import ArtifactStore
+from crowdsft.domain.ids import key_of, model_key, ref_of
 
 
 def write_text(text: str) -> Callable[[Path], None]:

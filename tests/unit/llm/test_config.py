@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crowdsft.campaigns import CampaignSpec
+from crowdsft.domain.campaign import CampaignSpec
+from crowdsft.domain.lora_backend import LoraBackendSpec
+from crowdsft.domain.vector_backend import VectorBackendSpec
 from crowdsft.llm.config import (
     HELDOUT_PROMPTS,
     PAPER_PROMPT,
@@ -21,12 +23,12 @@ from crowdsft.llm.config import (
 def lora_spec(**overrides: Any) -> CampaignSpec:
     fields: dict[str, Any] = {
         "campaign_id": "llm-camp",
-        "backend": "lora",
         "target": [0.0] * PHI_DIMS["emotion"],
         "llm": {"phi": "emotion"},
     }
     fields.update(overrides)
-    return CampaignSpec.model_validate(fields)
+    backend = {"kind": "lora", "llm": fields.pop("llm")}
+    return CampaignSpec.model_validate(fields | {"backend": backend})
 
 
 def test_llm_spec_defaults_select_on_paper_prompt_and_judge_on_heldout() -> None:
@@ -86,9 +88,9 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize("phi", sorted(PHI_DIMS))
 def test_lora_campaign_with_matching_target_dimension_is_accepted(phi: str) -> None:
     spec = lora_spec(target=[0.5] * PHI_DIMS[phi], llm={"phi": phi, "base_model": "tiny"})
-    assert spec.llm is not None
-    assert spec.llm.phi == phi
-    assert spec.llm.base_model == "tiny"
+    assert isinstance(spec.backend, LoraBackendSpec)
+    assert spec.backend.llm.phi == phi
+    assert spec.backend.llm.base_model == "tiny"
 
 
 @pytest.mark.parametrize(
@@ -101,16 +103,28 @@ def test_lora_target_must_live_in_phi_space(phi: str, dim: int) -> None:
 
 
 def test_lora_campaign_needs_llm() -> None:
-    with pytest.raises(ValidationError, match="lora backend needs `llm`"):
+    with pytest.raises(ValidationError, match=r"backend\.llm"):
         lora_spec(llm=None)
 
 
 def test_vector_campaign_refuses_llm() -> None:
-    with pytest.raises(ValidationError, match="`llm` is for the lora backend"):
-        CampaignSpec(campaign_id="vec", target=[1.0, 2.0], llm=LlmSpec())
+    with pytest.raises(ValidationError, match=r"backend\.llm\n  Extra inputs are not permitted"):
+        CampaignSpec(campaign_id="vec", target=[1.0, 2.0],
+                     backend={"kind": "vector", "llm": LlmSpec().model_dump()})  # fmt: skip
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        CampaignSpec.model_validate({"campaign_id": "vec", "target": [1.0], "llm": {}})
     spec = CampaignSpec(campaign_id="vec", target=[1.0, 2.0])
-    assert spec.backend == "vector"
-    assert spec.llm is None
+    assert spec.backend.kind == "vector"
+    assert isinstance(spec.backend, VectorBackendSpec)
+
+
+def test_backend_by_name_and_unknown_backends() -> None:
+    by_name = CampaignSpec.model_validate(
+        {"campaign_id": "v", "target": [1.0], "backend": "vector"}
+    )
+    assert by_name == CampaignSpec(campaign_id="v", target=[1.0])
+    with pytest.raises(ValidationError, match=r"unknown backend 'magic'; choose from \['lora'"):
+        CampaignSpec.model_validate({"campaign_id": "v", "target": [1.0], "backend": "magic"})
 
 
 def test_lora_campaign_round_trips_through_json() -> None:

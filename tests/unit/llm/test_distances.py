@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crowdsft.llm.jobs import member_positions
-from crowdsft.llm.phi import mean_distance
+from crowdsft.llm_runtime.jobs import member_positions
+from crowdsft.llm_runtime.phi import mean_distance
 
 
 def test_mean_distance_is_mean_of_row_l2_distances() -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowdsft.llm.emotions import N_EMOTIONS, emotion_names, load_split, micro_f1, top1_in_gold
+from crowdsft.llm_runtime.emotions import (
+    N_EMOTIONS,
+    emotion_names,
+    load_split,
+    micro_f1,
+    top1_in_gold,
+)
 
 ROWS = [
     ("Is this in New Orleans?? I really feel like this is New Orleans.", "27", "edgurhb"),

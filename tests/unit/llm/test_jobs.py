@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("peft")
 pytest.importorskip("sentence_transformers")
 
-from crowdsft.adapters.artifact_store import model_key
+from crowdsft.domain.ids import model_key
 from crowdsft.llm.config import LlmSpec, SamplingConfig, SftHyperparameters
-from crowdsft.llm.jobs import (
+from crowdsft.llm_runtime.jobs import (
     EvaluateJob,
     ModelRef,
     TrainJob,
@@ -24,8 +24,8 @@ from crowdsft.llm.jobs import (
     member_positions,
     train_candidate,
 )
-from crowdsft.llm.phi import load_phi, mean_distance
-from crowdsft.llm.sft import Example
+from crowdsft.llm_runtime.phi import load_phi, mean_distance
+from crowdsft.llm_runtime.sft import Example
 
 PROMPT = "write a reddit comment."
 RESPONSES = [

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crowdsft.campaigns import CampaignSpec, dump_rng, load_rng
+from crowdsft.domain.campaign import CampaignSpec, dump_rng, load_rng
+from crowdsft.domain.steps import judge_measured
 from crowdsft.engine.evaluation import get_evaluation
 from crowdsft.engine.tournament import rank_scores, run_tournament
-from crowdsft.rounds import judge_measured
 
 
 def test_ranking_is_best_first_and_accepts_an_improvement() -> None:

@@ -15,7 +15,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from crowdsft.adapters.artifact_store import ArtifactStore
-from crowdsft.llm.models import (
+from crowdsft.llm_runtime.models import (
     base_checkpoint,
     default_cache,
     load_model,

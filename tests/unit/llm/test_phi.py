@@ -11,7 +11,7 @@ pytest.importorskip("peft")
 pytest.importorskip("sentence_transformers")
 
 from crowdsft.llm.config import PHI_DIMS
-from crowdsft.llm.phi import MiniLM, head_dir, load_phi
+from crowdsft.llm_runtime.phi import MiniLM, head_dir, load_phi
 
 
 @pytest.fixture(scope="module")

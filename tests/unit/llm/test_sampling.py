@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("peft")
 
 from crowdsft.llm.config import SamplingConfig
-from crowdsft.llm.models import load_model
-from crowdsft.llm.sampling import sample
+from crowdsft.llm_runtime.models import load_model
+from crowdsft.llm_runtime.sampling import sample
 
 PROMPTS = ["write a reddit comment.", "reply to a reddit thread with a comment."]
 

@@ -12,8 +12,8 @@ pytest.importorskip("peft")
 import torch
 
 from crowdsft.llm.config import SftHyperparameters
-from crowdsft.llm.models import load_model
-from crowdsft.llm.sft import (
+from crowdsft.llm_runtime.models import load_model
+from crowdsft.llm_runtime.sft import (
     IGNORE,
     Example,
     _pad,

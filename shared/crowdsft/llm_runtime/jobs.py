@@ -15,10 +15,10 @@ import numpy as np
 
 from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.config import BaseModelName, LlmSpec
-from crowdsft.llm.models import base_checkpoint, load_model, load_tokenizer, pick_device
-from crowdsft.llm.phi import load_phi, mean_distance
-from crowdsft.llm.sampling import sample
-from crowdsft.llm.sft import Example, train_lora
+from crowdsft.llm_runtime.models import base_checkpoint, load_model, load_tokenizer, pick_device
+from crowdsft.llm_runtime.phi import load_phi, mean_distance
+from crowdsft.llm_runtime.sampling import sample
+from crowdsft.llm_runtime.sft import Example, train_lora
 
 
 @dataclass(frozen=True)

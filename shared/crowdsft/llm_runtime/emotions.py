@@ -12,7 +12,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.llm.config import PHI_DIMS
-from crowdsft.llm.phi import HEAD_REPORT, HEAD_WEIGHTS, MiniLM, emotion_head_module, head_dir
+from crowdsft.llm_runtime.phi import (
+    HEAD_REPORT,
+    HEAD_WEIGHTS,
+    MiniLM,
+    emotion_head_module,
+    head_dir,
+)
 
 N_EMOTIONS = PHI_DIMS["emotion"]
 

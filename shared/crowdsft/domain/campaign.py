@@ -1,41 +1,59 @@
-"""What a campaign fixes: its target, the tournament's settings, the backend and the policy.
+"""What a campaign fixes (target, tournament, backend, policy) and where its rounds stand.
 
-Pure: validated against the engine's registries, so a campaign that could not run is refused
-when it is created, not in the middle of a round.
+Pure: validated against the engine's registries and the backend registry, so a campaign that
+could not run is refused when it is created, not in the middle of a round.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
+    SerializeAsAny,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.domain.backend_spec import SPEC_TYPES, BackendSpec, parse_backend_spec
 from crowdsft.engine.evaluation import EVALUATIONS
 from crowdsft.engine.experiment import run_streams
 from crowdsft.engine.grouping import GROUPINGS
 from crowdsft.engine.points import POINT_RULES
 from crowdsft.engine.registry import Registry
-from crowdsft.llm.config import PHI_DIMS, LlmSpec
 
-BACKENDS = ("vector", "lora")
 MODEL_LOW, MODEL_HIGH = 0.0, 5.0  # the method's uniform start for the vector model
-
 
 ENGINE_REGISTRIES: dict[str, Registry[Any]] = {
     "grouping": GROUPINGS,
     "evaluation": EVALUATIONS,
     "points_rule": POINT_RULES,
 }
+
+
+class _RegisteredBackends:
+    """JSON Schema of `backend`: one of the registered backends' specs, told by `kind`."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        variants = [
+            handler(SPEC_TYPES[kind].__pydantic_core_schema__) for kind in sorted(SPEC_TYPES)
+        ]
+        return {"oneOf": variants, "description": "The training backend, named by `kind`."}
+
+
+AnyBackendSpec = Annotated[SerializeAsAny[BackendSpec], _RegisteredBackends]
 
 
 class RoundPolicy(BaseModel):
@@ -61,14 +79,14 @@ class CampaignSpec(BaseModel):
     points_rule: str = "rank"
     delta: float = Field(0.1, gt=0, le=1)
     judge_error: float = Field(0.05, ge=0, le=1)
-    backend: str = "vector"
+    backend: AnyBackendSpec = Field(
+        default_factory=lambda: parse_backend_spec("vector"),
+        description='The training backend: {"kind": "vector"} (the default) or another.',
+    )
     policy: RoundPolicy = RoundPolicy()
     seed: int = Field(0, ge=0)
-    initial_model: list[float] | None = None
     shapley_every: int = Field(1, ge=1, description="Recompute Shapley every k rounds.")
     shapley_rel_error: float = Field(0.01, gt=0, le=1)
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    llm: LlmSpec | None = Field(None, description="The model side of a `lora` campaign.")
 
     @field_validator("grouping", "evaluation", "points_rule")
     @classmethod
@@ -78,34 +96,26 @@ class CampaignSpec(BaseModel):
         ENGINE_REGISTRIES[info.field_name].lookup(name)
         return name
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
-    def _known_backend(cls, name: str) -> str:
-        if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; choose from {list(BACKENDS)}")
-        return name
+    def _known_backend(cls, value: Any) -> BackendSpec:
+        return parse_backend_spec(value)
 
     @model_validator(mode="after")
-    def _model_fits_target(self) -> CampaignSpec:
-        if self.initial_model is not None and len(self.initial_model) != len(self.target):
-            raise ValueError("initial_model and target must have the same dimension")
+    def _backend_can_run(self) -> CampaignSpec:
+        self.backend.check(self)
         return self
 
-    @model_validator(mode="after")
-    def _llm_fits_backend(self) -> CampaignSpec:
-        """A `lora` campaign's target lives in its `phi` space; a `vector` one has no model."""
-        if self.backend != "lora":
-            if self.llm is not None:
-                raise ValueError(f"`llm` is for the lora backend, not {self.backend!r}")
-            return self
-        if self.llm is None:
-            raise ValueError("the lora backend needs `llm` (base model, phi, prompts)")
-        dim = PHI_DIMS[self.llm.phi]
-        if len(self.target) != dim:
-            raise ValueError(
-                f"phi {self.llm.phi!r} has {dim} dimensions; target has {len(self.target)}"
-            )
-        return self
+
+class CampaignState(BaseModel):
+    """Where selection stands: the current model, the next round and the random stream."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    next_round: int = Field(ge=0)
+    model_id: str
+    rng_state: str
+    open_round: int | None = None
 
 
 def streams(seed: int) -> tuple[np.random.SeedSequence, ...]:
@@ -115,10 +125,12 @@ def streams(seed: int) -> tuple[np.random.SeedSequence, ...]:
 
 def initial_state(spec: CampaignSpec) -> tuple[list[float], str]:
     """The starting model and the dynamics stream's state, drawn as the engine's `simulate`
-    draws them: the services replay the engine step by step."""
+    draws them: the services replay the engine step by step. The draw is made whatever the
+    backend, so one seed gives one stream."""
     rng = np.random.default_rng(streams(spec.seed)[1])
-    if spec.initial_model is not None:
-        model = np.asarray(spec.initial_model, dtype=np.float64)
+    fixed = spec.backend.initial_model
+    if fixed is not None:
+        model = np.asarray(fixed, dtype=np.float64)
     else:
         model = rng.uniform(MODEL_LOW, MODEL_HIGH, len(spec.target))
     return [float(x) for x in model], dump_rng(rng)

@@ -1,8 +1,9 @@
 """The paper's LLM experiment: single models on 33/66/100 neighbours against a 3 x 3
 tournament on disjoint parts, every model measured by 50 samples in `phi` space.
 
-The same jobs the `lora` backend runs on Ray (`crowdsft.llm.jobs`) run here in-process, so the
-experiment measures the code the services use; the design itself is `crowdsft.llm.design`.
+The same jobs the `lora` backend runs on Ray (`crowdsft.llm_runtime.jobs`) run here in-process,
+so the experiment measures the code the services use; the design itself is
+`crowdsft.llm.design`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from crowdsft.llm.config import (
     SftHyperparameters,
 )
 from crowdsft.llm.design import emotion_target, reduction, remove_used, split_generation
-from crowdsft.llm.jobs import (
+from crowdsft.llm_runtime.jobs import (
     EvaluateJob,
     Evaluation,
     ModelRef,
@@ -33,8 +34,8 @@ from crowdsft.llm.jobs import (
     evaluate_model,
     train_candidate,
 )
-from crowdsft.llm.models import pick_device
-from crowdsft.llm.sft import Example
+from crowdsft.llm_runtime.models import pick_device
+from crowdsft.llm_runtime.sft import Example
 
 FloatArray = NDArray[np.float64]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crowdsft.llm.config import SamplingConfig
-from crowdsft.llm.sft import chat_prompt
+from crowdsft.llm_runtime.sft import chat_prompt
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""The ports the service handlers take: what they need of the stores and of the bus.
+
+MongoDB and Kafka adapters implement them in production; the unit tests' in-memory fakes
+implement them too, so every handler can be replayed event by event in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crowdsft.contracts.envelope import Event
+from crowdsft.domain.campaign import CampaignSpec, CampaignState
+from crowdsft.domain.crowd import Contribution
+from crowdsft.domain.lineage import LineageEntry
+from crowdsft.domain.measurement import Measurement
+from crowdsft.domain.round import Round, RoundStep
+from crowdsft.domain.shapley import ShapleyRecord
+from crowdsft.feedback import Parsed, StoreOutcome
+
+# (partition key, event): the topic follows from the event's type (`contracts.topics`).
+Announcement = tuple[str | None, Event]
+
+
+class Publish(Protocol):
+    async def __call__(self, announcements: Sequence[Announcement]) -> None:
+        """Every event is on the broker when this returns."""
+        ...
+
+
+class Campaigns(Protocol):
+    async def spec(self, campaign_id: str) -> CampaignSpec | None: ...
+
+    async def state(self, campaign_id: str) -> CampaignState | None: ...
+
+    async def known(self, campaign_ids: set[str]) -> set[str]: ...
+
+    async def mark_open(self, campaign_id: str, round_index: int, rng_state: str) -> None: ...
+
+    async def advance(self, campaign_id: str, expected_round: int, state: CampaignState) -> bool:
+        """Compare-and-set on the round counter: a replayed step cannot move state twice."""
+        ...
+
+
+class Rounds(Protocol):
+    async def get(self, campaign_id: str, round_index: int) -> Round | None: ...
+
+    async def open(self, opened: Round) -> Round:
+        """Insert a new round; if it exists already (a replay), the stored one wins."""
+        ...
+
+    async def add_candidate(self, round_id: str, group_index: int, model_id: str) -> Round | None:
+        """Record a trained candidate on an open round; the round as it now stands."""
+        ...
+
+    async def decide(self, decided: Round) -> Round:
+        """open -> decided, once; a second caller gets the stored decision back."""
+        ...
+
+    async def mark_announced(self, round_id: str, step: RoundStep) -> None: ...
+
+
+class Payments(Protocol):
+    async def pay(self, scored: Round, rule: str, at: datetime) -> bool:
+        """decided -> scored with its ledger entries and balance moves, all or nothing; False
+        when the round had been paid before."""
+        ...
+
+
+class Balances(Protocol):
+    async def points(self, campaign_id: str, contributor_ids: list[str]) -> NDArray[np.float64]:
+        """Points going into a round, in the order given (a newcomer holds the start)."""
+        ...
+
+
+class Contributions(Protocol):
+    async def of_campaign(self, campaign_id: str) -> list[Contribution]: ...
+
+    async def by_ids(self, contribution_ids: list[str]) -> list[Contribution]: ...
+
+    async def count(self, campaign_id: str) -> int: ...
+
+
+class FeedbackStore(Protocol):
+    async def store(self, items: list[Parsed], stored_at: datetime) -> StoreOutcome:
+        """Idempotent: a replayed batch finds its submissions stored and stores nothing."""
+        ...
+
+    async def record_rejections(self, rejections: list[dict[str, Any]]) -> None:
+        """Keyed by each rejection's derived id, so a replay records nothing new."""
+        ...
+
+
+class Measurements(Protocol):
+    async def get(self, model_ids: list[str]) -> dict[str, Measurement]: ...
+
+    async def put(self, measurement: Measurement) -> Measurement:
+        """The first write wins (a replayed training keeps the first result)."""
+        ...
+
+
+class Lineage(Protocol):
+    async def record(self, entries: Sequence[LineageEntry]) -> None: ...
+
+    async def ancestry(self, model_id: str) -> list[LineageEntry]:
+        """From the campaign's root to the model, oldest first."""
+        ...
+
+
+class ShapleyValues(Protocol):
+    async def get(self, campaign_id: str) -> ShapleyRecord | None: ...
+
+    async def save(self, record: ShapleyRecord) -> None: ...
