@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 BaseModelName = Literal["smollm2-135m-instruct", "tiny"]
 PhiName = Literal["emotion", "minilm"]
+# The weights samples are drawn with. `auto`: int8 matrix products on a CPU (dynamic
+# quantisation, about twice as fast there; the distance change is measured in bench/lora.py),
+# bfloat16 on a GPU. Training always runs in float32 (bfloat16 autocast on a GPU).
+Precision = Literal["auto", "float32", "int8", "bfloat16"]
 
 # Dimension of each `phi`: 27 GoEmotions emotions + neutral, and MiniLM's sentence vector.
 PHI_DIMS: dict[str, int] = {"emotion": 28, "minilm": 384}
@@ -47,9 +51,13 @@ class SamplingConfig(BaseModel):
     samples: int = Field(50, ge=1, le=10_000)
     max_new_tokens: int = Field(48, ge=1, le=1_024)
     temperature: float = Field(1.0, gt=0)
+    # transformers' `generate` applied top-k 50 before top-p unless told otherwise; every
+    # earlier measurement used it, so it is the default here, said out loud (0: off).
+    top_k: int = Field(50, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     batch_size: int = Field(50, ge=1)
     seed: int = Field(0, ge=0)
+    precision: Precision = "auto"
 
 
 class LlmSpec(BaseModel):
