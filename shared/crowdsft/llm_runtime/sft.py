@@ -87,8 +87,15 @@ def train_lora(
         for start in range(0, len(order), hp.batch_size):
             batch = order[start : start + hp.batch_size]
             ids, labels, mask = _pad([encoded[i] for i in batch], tokenizer.pad_token_id)
-            logits = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            loss = _weighted_loss(logits, labels.to(device), weights[batch].to(device))
+            # Logits only from the position before the first response token on: the prompt's
+            # positions are masked out of the loss, and the head is a fifth of the model.
+            first = int((labels != IGNORE).int().argmax(1).min().clamp(min=1)) - 1
+            kept = torch.arange(first, ids.shape[1], device=device)
+            with _autocast(device):
+                logits = peft_model(
+                    input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=kept
+                ).logits
+            loss = _weighted_loss(logits, labels[:, first:].to(device), weights[batch].to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -97,6 +104,17 @@ def train_lora(
     peft_model.eval()
     report = SftReport(len(examples) * hp.epochs, len(losses), seconds, losses[0], losses[-1])
     return peft_model, report
+
+
+def _autocast(device: Any) -> Any:
+    """bfloat16 matrix products on a GPU; float32 on a CPU (no fast bfloat16 there)."""
+    import contextlib
+
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:

@@ -204,3 +204,23 @@ def test_train_lora_ignores_zero_weight_examples(tiny_checkpoint: Path, tokenize
 def test_train_lora_refuses_no_examples(tiny_checkpoint: Path, tokenizer: Any) -> None:
     with pytest.raises(ValueError, match="no examples"):
         train_lora(load_model(tiny_checkpoint), tokenizer, [], FAST)
+
+
+def test_logits_from_the_response_on_give_the_same_loss(
+    tiny_checkpoint: Path, tokenizer: Any
+) -> None:
+    """Training computes the head only from the last prompt position on: the same loss."""
+    model = load_model(tiny_checkpoint)
+    rows = [
+        encode(tokenizer, Example("write a reddit comment.", "so happy for you!"), 64),
+        encode(tokenizer, Example("write a longer reddit comment.", "meh."), 64),
+    ]
+    ids, labels, mask = _pad(rows, tokenizer.pad_token_id)
+    weights = torch.tensor([1.0, 2.0])
+    first = int((labels != -100).int().argmax(1).min()) - 1
+    with torch.no_grad():
+        full = _weighted_loss(model(input_ids=ids, attention_mask=mask).logits, labels, weights)
+        kept = model(input_ids=ids, attention_mask=mask,
+                     logits_to_keep=torch.arange(first, ids.shape[1])).logits  # fmt: skip
+        part = _weighted_loss(kept, labels[:, first:], weights)
+    torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
