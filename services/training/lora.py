@@ -1,9 +1,9 @@
 """The `lora` backend's trainer: a group's contributions fine-tune a LoRA adapter on Ray.
 
-The service only gathers the request's data and lineage, submits the work and returns what
-comes back; training and evaluation run in Ray tasks (`crowdsft.llm_runtime.jobs`), on a GPU
-when the cluster has one. The base of a round is measured once, the same way, since the
-tournament's gate compares every candidate with it.
+The service only gathers the request's data and lineage, hands the job to a resident model
+worker (`crowdsft.llm_runtime.worker`, a Ray actor that keeps its models loaded, on a GPU
+when the cluster has one) and returns what comes back. The base of a round is measured once,
+the same way, since the tournament's gate compares every candidate with it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from crowdsft.adapters.ray_runner import RayRunner
+from crowdsft.adapters.ray_workers import RayWorkers
 from crowdsft.contracts import TrainingRequested
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.ids import base_artifact_ref, candidate_model_id, key_of, model_key, ref_of
@@ -23,11 +23,11 @@ from crowdsft.llm_runtime.jobs import (
     Evaluation,
     ModelRef,
     TrainJob,
+    TrainResult,
     Workspace,
-    evaluate_model,
-    train_candidate,
 )
 from crowdsft.llm_runtime.sft import Example
+from crowdsft.llm_runtime.worker import ModelWorker
 from services.training.trainers import TrainingPorts
 
 
@@ -41,20 +41,29 @@ class LoraTrainer:
     def __init__(self, ports: TrainingPorts) -> None:
         settings = ports.settings
         self._ports = ports
-        # Ray starts on the first request, so vector-only deployments never start it.
-        self._runner = RayRunner(
-            settings.ray_address, settings.ray_local_cpus, gpus_per_task=settings.ray_gpus_per_task
-        )
         self._workspace = Workspace(
             artifact_root=str(Path(settings.artifact_root).expanduser().resolve()),
             model_cache=settings.model_cache,
+        )
+        # Ray starts on the first request, so vector-only deployments never start it.
+        threads = settings.ray_cpus_per_worker
+        self._workers = RayWorkers(
+            ModelWorker,
+            (self._workspace.artifact_root, self._workspace.model_cache, threads),
+            address=settings.ray_address,
+            local_cpus=settings.ray_local_cpus,
+            workers=settings.ray_workers,
+            cpus_per_worker=threads,
+            gpus_per_worker=settings.ray_gpus_per_worker,
         )
         self._measuring: dict[str, asyncio.Task[None]] = {}
 
     async def train(self, spec: CampaignSpec, request: TrainingRequested) -> Measurement:
         llm = llm_of(spec)
         base = await self._model_ref(llm, request.base_model_id)
-        await self._measure_once(spec, request.base_model_id, base)
+        # The base is measured beside the training (on another worker when there is one):
+        # only the decision needs it, so a candidate is reported once both are done.
+        measured = asyncio.ensure_future(self._measure_once(spec, request.base_model_id, base))
         examples, authors = await self._examples(request)
         model_id = candidate_model_id(request.round_id, request.group_index)
         job = TrainJob(
@@ -66,7 +75,8 @@ class LoraTrainer:
             target=spec.target,
             workspace=self._workspace,
         )
-        result = await self._runner.run(train_candidate, job)
+        result: TrainResult = await self._workers.call("train", job)
+        await measured
         training = {
             "examples": float(result.examples),
             "train_steps": float(result.steps),
@@ -85,7 +95,7 @@ class LoraTrainer:
         ).model_copy(update={"round_id": request.round_id, "device": result.device})
 
     def close(self) -> None:
-        self._runner.stop()
+        self._workers.stop()
 
     async def _model_ref(self, llm: LlmSpec, model_id: str) -> ModelRef:
         """The base and every winner's adapter since, merged in that order."""
@@ -106,7 +116,8 @@ class LoraTrainer:
         llm = llm_of(spec)
         job = EvaluateJob(ref, llm.model_dump(mode="json"), spec.target, self._workspace)
         try:
-            evaluation = await self._runner.run(evaluate_model, job)
+            # First in line: every candidate of the round waits for the base's distance.
+            evaluation: Evaluation = await self._workers.call("evaluate", job, priority=-1)
         finally:
             self._measuring.pop(model_id, None)
         base = measurement(model_id, spec.campaign_id, evaluation, base_artifact_ref(ref.base))

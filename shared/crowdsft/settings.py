@@ -36,11 +36,16 @@ class Settings(BaseSettings):
     intake_batch_max_records: int = Field(2_000, ge=1)
     intake_batch_timeout_ms: int = Field(50, ge=1)
 
-    # Training: the lora backend's Ray cluster (unset: a local one of `ray_local_cpus`), where
+    # Training: the lora backend's Ray cluster (unset: a local one of `ray_local_cpus`), its
+    # resident model workers (unset: as many as the cluster's CPUs allow, each with
+    # `ray_cpus_per_worker` threads: one thread each measured fastest on 2 busy cores, see
+    # bench/results/lora.json; a GPU share each when the cluster has GPUs), where
     # adapters are kept (a shared volume when workers span machines) and the model cache.
     ray_address: str | None = None
     ray_local_cpus: int | None = Field(None, ge=1)
-    ray_gpus_per_task: float = Field(1.0, gt=0, le=1)
+    ray_workers: int | None = Field(None, ge=1)
+    ray_cpus_per_worker: int = Field(1, ge=1)
+    ray_gpus_per_worker: float = Field(1.0, gt=0, le=1)
     artifact_root: str = ".run/artifacts"
     model_cache: str | None = None
     training_batch_max_records: int = Field(16, ge=1)

@@ -1,24 +1,27 @@
-"""The units of LLM work a Ray task runs: train one candidate, or evaluate one model.
+"""The units of LLM work a model worker runs: train one candidate, or evaluate one model.
 
-Plain functions of plain (picklable) jobs, so the same code runs in a Ray worker, in the
+Plain (picklable) jobs, so the same work runs in a resident Ray actor (the services), in the
 experiment's loop and in a unit test. A model is named by its base and the chain of adapters
 merged into it; adapters are read from and written to the artifact store by key.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.config import BaseModelName, LlmSpec
-from crowdsft.llm_runtime.models import base_checkpoint, load_model, load_tokenizer, pick_device
 from crowdsft.llm_runtime.phi import load_phi, mean_distance
 from crowdsft.llm_runtime.sampling import sample
-from crowdsft.llm_runtime.sft import Example, train_lora
+from crowdsft.llm_runtime.sft import Example
+
+if TYPE_CHECKING:
+    from crowdsft.llm_runtime.worker import ModelWorker
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,6 @@ class TrainResult:
     device: str
 
 
-def load(ref: ModelRef, workspace: Workspace, device: str) -> tuple[Any, Any]:
-    checkpoint = base_checkpoint(ref.base, workspace.cache())
-    store = workspace.store()
-    adapters = [store.path(key) for key in ref.adapters]
-    return load_model(checkpoint, adapters, device), load_tokenizer(checkpoint)
-
-
 def evaluate(
     model: Any,
     tokenizer: Any,
@@ -123,35 +119,20 @@ def evaluate(
 
 
 def evaluate_model(job: EvaluateJob) -> Evaluation:
-    device = pick_device()
-    model, tokenizer = load(job.model, job.workspace, device)
-    spec = LlmSpec.model_validate(job.llm)
-    return evaluate(model, tokenizer, spec, job.target, job.workspace.cache(), job.heldout)
+    return worker_for(job.workspace).evaluate(job)
 
 
 def train_candidate(job: TrainJob) -> TrainResult:
     """Fine-tune an adapter on the group's examples, store it, and evaluate the result."""
-    device = pick_device()
-    spec = LlmSpec.model_validate(job.llm)
-    model, tokenizer = load(job.model, job.workspace, device)
-    tuned, report = train_lora(model, tokenizer, job.examples, spec.sft)
-    job.workspace.store().publish(job.adapter_key, tuned.save_pretrained)
-    evaluation = evaluate(tuned, tokenizer, spec, job.target, job.workspace.cache(), job.heldout)
-    phi = load_phi(spec.phi, job.workspace.cache(), device)
-    return TrainResult(
-        adapter_key=job.adapter_key,
-        examples=len(job.examples),
-        steps=report.steps,
-        train_seconds=report.seconds,
-        examples_per_s=report.examples_per_s,
-        first_loss=report.first_loss,
-        last_loss=report.last_loss,
-        evaluation=evaluation,
-        member_positions=member_positions(
-            phi.embed([e.response for e in job.examples]), job.contributors
-        ),
-        device=device,
-    )
+    return worker_for(job.workspace).train(job)
+
+
+@functools.cache
+def worker_for(workspace: Workspace) -> ModelWorker:
+    """This process's resident worker for a workspace (the experiment, tests, one-off jobs)."""
+    from crowdsft.llm_runtime.worker import ModelWorker
+
+    return ModelWorker(workspace.artifact_root, workspace.model_cache)
 
 
 def member_positions(

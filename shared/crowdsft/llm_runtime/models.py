@@ -130,13 +130,20 @@ def load_model(checkpoint: Path, adapters: Sequence[Path] = (), device: str = "c
     merged into its parent, so the model a round trains on is a plain checkpoint again."""
     quiet_libraries()
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
     for adapter in adapters:
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        model = merge_adapter(model, adapter)
     return model.to(device)
+
+
+def merge_adapter(model: Any, adapter: Path) -> Any:
+    """The model with one stored LoRA adapter merged into its weights."""
+    quiet_libraries()
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 
 
 def load_tokenizer(checkpoint: Path) -> Any:
