@@ -1,13 +1,18 @@
-"""The lora backend's speed with SmolLM2-135M: training examples/s, generation tokens/s, and
-the wall time of one 4-group round. Writes (merges into) bench/results/lora.json.
+"""The lora backend's speed with SmolLM2-135M, and what the faster sampling does to quality.
+Writes (merges into) bench/results/lora.json, one section per machine kind.
 
-    .venv/bin/python bench/lora.py                 # CPU: throughput + a round through the
-                                                   # services on the local stack
-    python bench/lora.py --section gpu --ray-round # GPU machine: throughput + a round of
-                                                   # Ray tasks (no broker or database there)
+    .venv/bin/python bench/lora.py                 # CPU: throughput, quality, and one round
+                                                   # through every service on the local stack
+    python bench/lora.py --section gpu --ray-round # GPU machine: the same, with the round run
+                                                   # on the resident workers alone
 
-The round is the paper's: 50 samples per candidate on the selection prompt plus 50 held-out
-samples for the judge, 4 groups of 8 examples, 3 epochs of LoRA (the campaign defaults).
+- training: LoRA examples/s at the campaign defaults (32 examples, 3 epochs, batch 8);
+- generation at batch 50 (one prompt, 50 answers of at most 48 tokens, the tuned model):
+  tokens/s of transformers' `generate` (what the backend used before) and of the backend's
+  own decoder in float32 and with the sampling precision `auto` picks here, side by side;
+- quality: the mean MiniLM distance of a fixed model's answers to a fixed target, drawn by
+  each of the three, with standard errors (the decoder must not move it beyond them);
+- one 4-group round (4 x 8 examples, 50 selection + 2 x 50 held-out answers per candidate).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import sys
@@ -26,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crowdsft.llm.config import PAPER_PROMPT, LlmSpec  # noqa: E402
+from crowdsft.llm.config import PAPER_PROMPT, LlmSpec, SamplingConfig  # noqa: E402
 
 GROUPS, PER_GROUP = 4, 8
 DATA = Path(
@@ -48,60 +54,148 @@ def comments(n: int) -> list[str]:
     return [FALLBACK[i % len(FALLBACK)] + f" ({i})" for i in range(n)]
 
 
-def throughput(spec: LlmSpec) -> dict[str, Any]:
-    """Training examples/s and generation tokens/s of one process with all its threads."""
+def hf_generate(
+    model: Any, tokenizer: Any, prompt: str, cfg: SamplingConfig
+) -> tuple[list[str], int, float]:
+    """transformers' sampler, as the backend called it before its own decoder."""
+    import torch
+
+    from crowdsft.llm_runtime.sft import chat_prompt
+
+    tokenizer.padding_side = "left"
+    batch = tokenizer(
+        [chat_prompt(tokenizer, prompt)] * cfg.samples,
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=False,
+    )
+    stops = sorted(set(tokenizer.all_special_ids))
+    torch.manual_seed(cfg.seed)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(
+            **batch,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    seconds = time.perf_counter() - started
+    generated = out[:, batch["input_ids"].shape[1] :]
+    tokens = int(torch.isin(generated, torch.tensor(stops), invert=True).sum())
+    texts = [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    return texts, tokens, seconds
+
+
+def samplers(model: Any, tokenizer: Any, device: str) -> dict[str, Any]:
+    """name -> (prompt, cfg) -> (texts, tokens, seconds), for the three ways of sampling."""
+    from crowdsft.llm_runtime.sampling import sample
+    from crowdsft.llm_runtime.worker import sampling_model
+
+    quantised = sampling_model(model, "auto", device)
+    auto = "int8" if device == "cpu" else "bfloat16"
+
+    def ours(chosen: Any) -> Any:
+        def run(prompt: str, cfg: SamplingConfig) -> tuple[list[str], int, float]:
+            done = sample(chosen, tokenizer, [prompt], cfg)
+            return done.texts, done.new_tokens, done.seconds
+
+        return run
+
+    return {
+        "transformers_generate_float32": lambda p, c: hf_generate(model, tokenizer, p, c),
+        "decoder_float32": ours(model),
+        f"decoder_{auto}": ours(quantised),
+    }
+
+
+def throughput_and_quality(spec: LlmSpec, quality_samples: int) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     from crowdsft.llm_runtime.models import base_checkpoint, load_model, load_tokenizer, pick_device
-    from crowdsft.llm_runtime.sampling import sample
+    from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.llm_runtime.sft import Example, train_lora
 
     device = pick_device()
     checkpoint = base_checkpoint(spec.base_model)
     tokenizer = load_tokenizer(checkpoint)
-    examples = [Example(PAPER_PROMPT, text) for text in comments(32)]
+    texts = comments(32)
     model = load_model(checkpoint, device=device)
-    tuned, report = train_lora(model, tokenizer, examples, spec.sft)
-    samples = sample(tuned, tokenizer, [PAPER_PROMPT], spec.sampling)
-    return {
+    tuned, report = train_lora(
+        model, tokenizer, [Example(PAPER_PROMPT, t) for t in texts], spec.sft
+    )
+    tuned = tuned.merge_and_unload().eval()
+    section: dict[str, Any] = {
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "training_examples": report.examples,
         "training_seconds": round(report.seconds, 2),
         "training_examples_per_s": round(report.examples_per_s, 2),
-        "generated_tokens": samples.new_tokens,
-        "generation_seconds": round(samples.seconds, 2),
-        "generation_tokens_per_s": round(samples.tokens_per_s, 1),
-        "generation_batch": spec.sampling.batch_size,
+        "generation_batch": spec.sampling.samples,
+        "generation": {},
     }
+    for name, run in samplers(tuned, tokenizer, device).items():
+        _, tokens, seconds = run(PAPER_PROMPT, spec.sampling)
+        section["generation"][name] = {
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1),
+        }
+        print(name, section["generation"][name], flush=True)
+    base = section["generation"]["transformers_generate_float32"]["tokens_per_s"]
+    for row in section["generation"].values():
+        row["vs_transformers_generate"] = round(row["tokens_per_s"] / base, 2)
+
+    # Quality: the same fixed model (the tuned one) and target, many answers per sampler.
+    phi = load_phi("minilm")
+    target = phi.embed(texts[:PER_GROUP]).mean(axis=0)
+    cfg = spec.sampling.model_copy(update={"samples": quality_samples, "seed": 11})
+    quality: dict[str, Any] = {"samples": quality_samples, "target": "mean MiniLM of 8 comments"}
+    for name, run in samplers(tuned, tokenizer, device).items():
+        answers, _, _ = run(PAPER_PROMPT, cfg)
+        distances = np.linalg.norm(phi.embed(answers) - target[None, :], axis=1)
+        quality[name] = {
+            "mean_distance": round(float(distances.mean()), 4),
+            "std_error": round(float(distances.std(ddof=1) / math.sqrt(len(distances))), 4),
+        }
+        print(name, quality[name], flush=True)
+    reference = quality["transformers_generate_float32"]
+    for name in list(quality):
+        if name.startswith("decoder_"):
+            row = quality[name]
+            joint = math.hypot(row["std_error"], reference["std_error"])
+            row["difference_vs_transformers"] = round(
+                row["mean_distance"] - reference["mean_distance"], 4
+            )
+            row["difference_in_std_errors"] = round(row["difference_vs_transformers"] / joint, 2)
+    section["quality"] = quality
+    return section
 
 
 async def ray_round(spec: LlmSpec) -> dict[str, Any]:
-    """One round of the backend's Ray work: measure the base, train and measure 4 groups at
-    once, pick the winner. What the training service submits, without Kafka and MongoDB."""
+    """One round on the resident workers: measure the base, train and measure 4 groups. What
+    the training service hands to the workers, without Kafka and MongoDB."""
     import numpy as np
 
-    from crowdsft.adapters.ray_runner import RayRunner
-    from crowdsft.llm_runtime.jobs import (
-        EvaluateJob,
-        ModelRef,
-        TrainJob,
-        Workspace,
-        evaluate_model,
-        train_candidate,
-    )
+    from crowdsft.adapters.ray_workers import RayWorkers
+    from crowdsft.llm_runtime.jobs import EvaluateJob, ModelRef, TrainJob, Workspace
     from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.llm_runtime.sft import Example
+    from crowdsft.llm_runtime.worker import ModelWorker
 
     texts = comments(GROUPS * PER_GROUP)
     target = [float(x) for x in load_phi("minilm").embed(texts[:PER_GROUP]).mean(axis=0)]
-    runner = RayRunner(cpus_per_task=1, gpus_per_task=1 / GROUPS)
-    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        workers = RayWorkers(ModelWorker, (tmp, None, None), gpus_per_worker=1 / GROUPS)
         workspace = Workspace(tmp)
         llm = spec.model_dump(mode="json")
-        base = await runner.run(
-            evaluate_model, EvaluateJob(ModelRef(spec.base_model), llm, target, workspace)
+        started = time.perf_counter()
+        base = await workers.call(
+            "evaluate", EvaluateJob(ModelRef(spec.base_model), llm, target, workspace)
         )
         base_done = time.perf_counter() - started
         jobs = [
@@ -116,13 +210,13 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
             )
             for g in range(GROUPS)
         ]
-        results = await asyncio.gather(*(runner.run(train_candidate, job) for job in jobs))
-    elapsed = time.perf_counter() - started
+        results = await asyncio.gather(*(workers.call("train", job) for job in jobs))
+        elapsed = time.perf_counter() - started
+        workers.stop()
     distances = [r.evaluation.distance for r in results]
-    runner.stop()
     return {
-        "how": "Ray tasks (base measured, then 4 groups at once), no broker or database",
-        "ray_gpu": runner.gpu,
+        "how": "resident workers on Ray (base measured, then 4 groups), no broker or database",
+        "ray_gpu": workers.gpu,
         "seconds": round(elapsed, 2),
         "base_measured_seconds": round(base_done, 2),
         "base_distance": base.distance,
@@ -135,8 +229,9 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
     }
 
 
-async def services_round(spec: LlmSpec) -> dict[str, Any]:
-    """One round through every service on the local stack, timed from opened to scored."""
+async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, Any]:
+    """One round through every service on the local stack, timed from opened to scored (the
+    workers start, and the base is measured, before the round opens)."""
     from crowdsft.adapters import mongo
     from crowdsft.adapters.campaign_store import CampaignStore
     from crowdsft.adapters.feedback_producer import FeedbackProducer
@@ -165,6 +260,7 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
         run_dir = Path(tmp)
         env = {**localstack().up(run_dir), "CROWDSFT_MONGO_DB": "bench", "CROWDSFT_ENV_FILE": ""}
         env["CROWDSFT_ARTIFACT_ROOT"] = str(run_dir / "artifacts")
+        env.update(env_extra)
         settings = settings_from(env)
         async with mongo.opened(settings) as db:
             await ensure_topics(settings)
@@ -185,6 +281,7 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
                     )
                     for i, text in enumerate(texts)
                 ]
+                submitted = time.perf_counter()
                 async with started_broker(settings, "bench") as broker:
                     await FeedbackProducer(broker).submit(events)
                 rounds = RoundStore(db)
@@ -194,21 +291,28 @@ async def services_round(spec: LlmSpec) -> dict[str, Any]:
                 deadline = started + 3_600
                 while done.status is not RoundStatus.SCORED:
                     assert time.perf_counter() < deadline, "the round did not finish in an hour"
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(0.2)
                     done = await rounds.get("bench", 0) or done
                 elapsed = time.perf_counter() - started
+                total = time.perf_counter() - submitted
             finally:
                 for service in services.values():
                     service.stop()
                 localstack().down(run_dir, quiet=True)
+    decision = done.decision
+    assert decision is not None
     return {
-        "how": "every service on the local stack; training submits to a local Ray cluster",
+        "how": "every service on the local stack; training hands the jobs to resident workers",
+        "settings": env_extra,
         "seconds": round(elapsed, 2),
-        "base_distance": done.decision.base_distance if done.decision else None,
-        "candidate_distances": [c.distance for c in done.decision.candidates]
-        if done.decision
-        else [],
-        "winner_model_id": done.decision.winner_model_id if done.decision else None,
+        "seconds_from_first_submission": round(total, 2),
+        "base_distance": decision.base_distance,
+        "candidate_distances": [c.distance for c in decision.candidates],
+        "winner_model_id": decision.winner_model_id,
+        "per_group_train_seconds": [c.metrics.get("train_seconds") for c in decision.candidates],
+        "per_group_generation_seconds": [
+            c.metrics.get("generation_seconds") for c in decision.candidates
+        ],
     }
 
 
@@ -216,6 +320,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--section", default="cpu", help="cpu | gpu: the key results go under")
     parser.add_argument("--ray-round", action="store_true", help="round without the stack")
+    parser.add_argument("--quality-samples", type=int, default=200)
+    parser.add_argument("--round-only", action="store_true", help="skip throughput and quality")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CROWDSFT_X=V",
+        help="a setting for the round's services (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "lora.json")
     args = parser.parse_args()
     spec = LlmSpec(phi="minilm")
@@ -224,14 +337,17 @@ def main() -> None:
         "settings": {"lora": spec.sft.model_dump(), "sampling": spec.sampling.model_dump()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    print("throughput ...", flush=True)
-    section["throughput"] = throughput(spec)
-    print(json.dumps(section["throughput"], indent=2), flush=True)
-    print("one 4-group round ...", flush=True)
-    round_of = ray_round if args.ray_round else services_round
-    section["round"] = asyncio.run(round_of(spec))
-    print(json.dumps(section["round"], indent=2), flush=True)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.round_only:
+        section = results.get(args.section, section)
+    else:
+        print("throughput and quality ...", flush=True)
+        section["throughput"] = throughput_and_quality(spec, args.quality_samples)
+    print("one 4-group round ...", flush=True)
+    extra = dict(item.split("=", 1) for item in args.set)
+    round_ = ray_round(spec) if args.ray_round else services_round(spec, extra)
+    section["round"] = asyncio.run(round_)
+    print(json.dumps(section["round"], indent=2), flush=True)
     results[args.section] = section
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,15 +1,20 @@
-"""`make demo`: the whole system on the local stack, with a synthetic crowd.
+"""`make demo`: the whole system on the local stack, a crowd fine-tuning a real LLM.
 
 Starts Tansu + SecantusDB and every service (intake, selection, training, scoring, shapley,
-gateway, balances) as its own process, registers a crowd of contributors, has them submit
-feedback through both producers (the HTTP gateway with their tokens, and the Kafka producer
-the CLI uses), mixes in duplicates and malformed records, and waits until intake has
-accounted for every record. Then the same crowd submits preference points to a campaign whose
-rounds run on their own (auto policy) through the services, and the demo prints the
-leaderboard, the fairness figures and the check against the in-process engine, writes the
-plots and tells where the APIs listen. The services stay up; `make down` stops everything.
+gateway, balances) as its own process, then:
+1. registers 24 contributors of different quality (kind, grumpy, a spammer, a copier), who
+   send demonstrations to the campaign in `infra/campaigns/kind-replies.yaml` through the
+   HTTP gateway with their tokens and through the Kafka producer the CLI uses; duplicates and
+   malformed records are mixed in, and intake accounts for every record;
+2. LoRA rounds of SmolLM2-135M-Instruct run on their own (auto policy) on the local Ray
+   cluster, `phi` = MiniLM, target = the mean of the spec's reference answers; each round is
+   printed as it is scored, then the base and final models' answers side by side, the
+   leaderboard and points vs Shapley values (plots in the output folder);
+3. a vector campaign (the paper's crowd simulation, 30 rounds) runs through the same
+   services and is checked against the in-process engine.
+The services stay up; `make down` stops everything.
 
-    python -m infra.demo [--contributors 100] [--per-contributor 3] [--out out/demo]
+    python -m infra.demo [--llm-model tiny] [--vector-contributors 100] [--out out/demo]
 """
 
 from __future__ import annotations
@@ -25,46 +30,37 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from crowdsft.adapters import mongo
-from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorExists, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, started_broker
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
+from crowdsft.domain.campaign import CampaignSpec
+from crowdsft.llm.config import PAPER_PROMPT
 from crowdsft.settings import Settings, settings_from
 from infra import localstack
+from infra.demo_llm import (
+    Writer,
+    campaign_spec,
+    crowd,
+    demonstrations,
+    follow_llm_campaign,
+    open_campaign,
+)
 from infra.demo_rounds import run_campaign
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIR = REPO / ".run"
-CAMPAIGN = "demo"
-PROMPT = "write a reddit comment."
-OPENERS = ["Honestly,", "Wow,", "Ugh,", "Not gonna lie,", "Haha,", "Well,", "Man,"]
-FEELINGS = [
-    "this made my day",
-    "I'm so proud of you",
-    "that is really disappointing",
-    "I'm a bit nervous about it",
-    "thanks for sharing",
-    "what a surprise",
-    "this is hilarious",
-    "I feel bad for them",
-    "that's so sweet",
-]
-ENDINGS = ["!", ".", " :)", "...", " lol", " <3"]
 ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
 SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT"}
+# LoRA rounds take tens of seconds: a consumer need not ask an idle broker 50 times a second,
+# and on 2 cores those polls cost the model workers a third of their speed (bench/lora.py).
+FETCH_WAIT_MS = "100"
 
 console = Console()
-
-
-def comment(rng: random.Random) -> str:
-    text = f"{rng.choice(OPENERS)} {rng.choice(FEELINGS)}{rng.choice(ENDINGS)}"
-    return f"{text} (#{rng.randrange(10**6)})"
 
 
 def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
@@ -72,6 +68,8 @@ def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     env = dict(env)
     for key in SERVICE_PORTS.values():
         env.setdefault(key, str(localstack.free_port()))
+    env["CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS"] = FETCH_WAIT_MS
+    env.setdefault("CROWDSFT_ARTIFACT_ROOT", str(run_dir / "artifacts"))
     for name in (*ROUND_SERVICES, *SERVICE_PORTS):
         pid = localstack.read_pid(run_dir, name)
         if pid is not None and localstack.pid_alive(pid):
@@ -94,63 +92,40 @@ async def wait_healthy(url: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{url} not healthy after {timeout_s:.0f} s; see the run dir's logs/")
 
 
-async def register_crowd(db: mongo.Database, size: int) -> dict[str, str]:
-    """Contributor id -> token. Re-running the demo re-registers under fresh ids."""
+async def register_crowd(db: mongo.Database, writers: list[Writer]) -> dict[str, str]:
+    """Contributor id -> token."""
     store = ContributorStore(db)
-    suffix = time.strftime("%H%M%S")
     tokens: dict[str, str] = {}
-    for n in range(size):
-        contributor_id = f"crowd{n:03d}-{suffix}"
+    for writer in writers:
         try:
-            _, tokens[contributor_id] = await store.register(contributor_id)
+            _, tokens[writer.contributor_id] = await store.register(writer.contributor_id)
         except ContributorExists:
             continue
     return tokens
 
 
-async def submit_all(
-    settings: Settings, gateway: str, tokens: dict[str, str], per_contributor: int, seed: int
+async def broken_clients(
+    settings: Settings, texts: list[tuple[Writer, str]], spec: CampaignSpec, rng: random.Random
 ) -> dict[str, int]:
-    rng = random.Random(seed)
-    sent = {"gateway": 0, "producer": 0, "duplicates": 0, "malformed": 0}
+    """Some of the crowd resubmit under a new event id, and some clients are broken."""
+    sent = {"duplicates": 0, "malformed": 0}
     async with started_broker(settings, "crowdsft-demo") as broker:
         producer = FeedbackProducer(broker)
-        events: list[FeedbackSubmitted] = []
-        total = len(tokens) * per_contributor
-        async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
-            with Progress(console=console) as progress:
-                task = progress.add_task("crowd submitting", total=total)
-                for n, (contributor_id, token) in enumerate(tokens.items()):
-                    for _ in range(per_contributor):
-                        body = {"campaign_id": CAMPAIGN, "prompt": PROMPT, "response": comment(rng)}
-                        if n % 5 < 3:  # three in five contributors use the HTTP gateway
-                            reply = await client.post(
-                                "/v1/feedback",
-                                json=body,
-                                headers={"Authorization": f"Bearer {token}"},
-                            )
-                            reply.raise_for_status()
-                            sent["gateway"] += 1
-                        else:
-                            event = FeedbackSubmitted(
-                                event_id=new_event_id(),
-                                producer="demo-cli",
-                                contributor_id=contributor_id,
-                                client_timestamp=utc_now(),
-                                **body,
-                            )
-                            events.append(event)
-                            await producer.submit([event])
-                            sent["producer"] += 1
-                        progress.advance(task)
-        # Some of the crowd resubmit, and some clients are broken: intake must cope.
-        for event in rng.sample(events, min(5, len(events))):
-            twin = event.model_copy(update={"event_id": new_event_id()})
-            await producer.submit([twin])
+        for writer, text in rng.sample(texts, 5):
+            event = FeedbackSubmitted(
+                event_id=new_event_id(),
+                producer="demo-cli",
+                campaign_id=spec.campaign_id,
+                contributor_id=writer.contributor_id,
+                prompt=PAPER_PROMPT,
+                response=text,
+                client_timestamp=utc_now(),
+            )
+            await producer.submit([event])
             sent["duplicates"] += 1
         for raw in (
             b"{not json",
-            b'{"campaign_id": "demo"}',
+            json.dumps({"campaign_id": spec.campaign_id}).encode(),
             b"[1, 2, 3]",
             json.dumps({"campaign_id": "nope", "prompt": "x"}).encode(),
             b"\xff\xfe",
@@ -160,136 +135,111 @@ async def submit_all(
     return sent
 
 
-async def wait_accounted(
-    db: mongo.Database, expected: int, timeout_s: float = 120
-) -> dict[str, int]:
+async def accounted(
+    db: mongo.Database, campaign_id: str, expected: int, timeout_s: float = 120
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
-    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        counts = {
-            "stored": await db[mongo.CONTRIBUTIONS].count_documents({"campaign_id": CAMPAIGN}),
-            "rejected": await db[mongo.REJECTIONS].count_documents({}),
-        }
-        if counts["stored"] + counts["rejected"] >= expected:
-            return counts
+        stored = await db[mongo.CONTRIBUTIONS].count_documents({"campaign_id": campaign_id})
+        rejected = await db[mongo.REJECTIONS].count_documents({})
+        if stored + rejected >= expected:
+            pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$reason", "n": {"$sum": 1}}}]
+            cursor = await db[mongo.REJECTIONS].aggregate(pipeline)
+            reasons = {doc["_id"]: doc["n"] async for doc in cursor}
+            return {"stored": stored, "rejected_by_reason": reasons}
         await asyncio.sleep(0.3)
-    raise RuntimeError(f"intake accounted for {counts} of {expected} records in {timeout_s} s")
-
-
-async def latencies_ms(db: mongo.Database) -> list[float]:
-    cursor = db[mongo.CONTRIBUTIONS].find(
-        {"campaign_id": CAMPAIGN}, {"stored_at": 1, "submitted_at": 1}
-    )
-    return [(d["stored_at"] - d["submitted_at"]).total_seconds() * 1000 async for d in cursor]
-
-
-async def rejection_reasons(db: mongo.Database) -> dict[str, int]:
-    pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$reason", "n": {"$sum": 1}}}]
-    return {doc["_id"]: doc["n"] async for doc in await db[mongo.REJECTIONS].aggregate(pipeline)}
-
-
-def plot(out: Path, sent: dict[str, int], reasons: dict[str, int], latency: list[float]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    labels = ["via gateway", "via producer", *reasons]
-    values = [sent["gateway"], sent["producer"], *reasons.values()]
-    left.barh(labels, values, color=["#4C72B0", "#4C72B0", *["#C44E52"] * len(reasons)])
-    left.set_title("Submitted (blue) and rejected by reason (red)")
-    right.hist(latency, bins=30, color="#55A868")
-    right.set_xlabel("submit-to-stored latency (ms)")
-    right.set_title(f"{len(latency)} stored contributions")
-    fig.tight_layout()
-    path = out / "intake.png"
-    fig.savefig(path, dpi=110)
-    return path
+    raise RuntimeError(f"intake did not account for {expected} records in {timeout_s} s")
 
 
 async def run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     env = start_services(localstack.up(args.run_dir), args.run_dir)
     settings = settings_from(env)
     gateway = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     balances = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
+    suffix = time.strftime("%H%M%S")
     async with mongo.opened(settings) as db:
         await ensure_topics(settings)
-        await CampaignStore(db).create(CAMPAIGN, "make demo")
         await wait_healthy(f"{gateway}/openapi.json")
         await wait_healthy(f"{balances}/healthz")
-        before = await wait_accounted(db, 0)
-        tokens = await register_crowd(db, args.contributors)
-        sent = await submit_all(settings, gateway, tokens, args.per_contributor, args.seed)
-        expected = before["stored"] + before["rejected"] + sum(sent.values())
-        counts = await wait_accounted(db, expected)
-        reasons = await rejection_reasons(db)
-        latency = await latencies_ms(db)
-        console.print(f"feedback accounted for; now {args.rounds} rounds of a crowd campaign")
-        crowd = await run_campaign(
-            db, settings, list(tokens), balances, args.seed, args.rounds, args.out, console
+        writers = crowd(suffix)
+        tokens = await register_crowd(db, writers)
+        spec = campaign_spec(suffix, args.llm_model)
+        console.rule(f"LLM campaign {spec.campaign_id}: {spec.name}")
+        rng = random.Random(args.seed)
+        texts = demonstrations(writers, rng)
+        sent = await open_campaign(db, settings, gateway, tokens, texts, spec, console)
+        sent |= await broken_clients(settings, texts, spec, rng)
+        intake = await accounted(db, spec.campaign_id, sum(sent.values()))
+        llm = await follow_llm_campaign(db, balances, writers, spec, args.out, console)
+        console.rule(f"vector campaign: the paper's crowd simulation, {args.rounds} rounds")
+        ids = [f"point{n:03d}-{suffix}" for n in range(args.vector_contributors)]
+        vector = await run_campaign(
+            db, settings, ids, balances, args.seed, args.rounds, args.out, console
         )
 
     summary = {
+        "seconds": round(time.perf_counter() - started, 1),
         "sent": sent,
-        "stored_total": counts["stored"],
-        "rejections_by_reason": reasons,
-        "contributors": len(tokens),
+        "stored_total": intake["stored"],
+        "rejections_by_reason": intake["rejected_by_reason"],
+        "contributors": len(writers),
         "gateway": gateway,
         "balances_api": balances,
-        "round_campaign": crowd,
+        "llm_campaign": llm,
+        "round_campaign": vector,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    png = plot(args.out, sent, reasons, latency)
+    report(summary, args.out)
 
-    table = Table(title="crowdsft demo: feedback intake")
+
+def report(summary: dict[str, Any], out: Path) -> None:
+    table = Table(title="feedback intake (the LLM campaign)")
     table.add_column("what")
     table.add_column("count", justify="right")
-    for key, value in sent.items():
+    for key, value in summary["sent"].items():
         table.add_row(f"sent: {key}", str(value))
-    table.add_row("stored contributions (campaign demo)", str(counts["stored"]))
-    for reason, n in sorted(reasons.items()):
+    table.add_row("stored contributions", str(summary["stored_total"]))
+    for reason, n in sorted(summary["rejections_by_reason"].items()):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
-    console.print(rounds_table(crowd))
+    vector = summary["round_campaign"]
     console.print(
-        f"fairness (points vs Shapley, {crowd['rounds']} rounds): Pearson {crowd['pearson']:.3f},"
-        f" Spearman {crowd['spearman']:.3f}; Shapley relative error"
-        f" {crowd['shapley_relative_error']:.2%}"
+        f"vector campaign: final distance {vector['final_distance']:.4f} through the services,"
+        f" {vector['engine_final_distance']:.4f} in the in-process engine; largest points"
+        f" difference {vector['max_points_difference_vs_engine']:.1e}; points vs Shapley"
+        f" Pearson {vector['pearson']:.3f}, Spearman {vector['spearman']:.3f}"
     )
-    console.print(
-        f"same run in the in-process engine: final distance {crowd['engine_final_distance']:.4f}"
-        f" vs {crowd['final_distance']:.4f} through the services; largest points difference"
-        f" {crowd['max_points_difference_vs_engine']:.1e}"
-    )
-    console.print(f"results: {args.out / 'summary.json'}  plots: {png}, {crowd['plot']}")
+    llm = summary["llm_campaign"]
+    console.print(f"results: {out / 'summary.json'}")
+    console.print(f"plots: {llm['plot']} (LLM rounds), {vector['plot']} (vector rounds)")
+    gateway, balances = summary["gateway"], summary["balances_api"]
     console.print(f"gateway:  {gateway}/docs   (POST /v1/feedback with a contributor token)")
-    campaign = crowd["campaign_id"]
     console.print(f"balances API: {balances}/docs")
-    console.print(f"  leaderboard: {balances}/v1/leaderboard?campaign={campaign}")
-    console.print(f"  rounds:      {balances}/v1/campaigns/{campaign}/rounds")
-    console.print(f"  shapley:     {balances}/v1/campaigns/{campaign}/shapley")
-    console.print("services keep running for you to explore; stop everything with `make down`")
-
-
-def rounds_table(crowd: dict[str, Any]) -> Table:
-    table = Table(title=f"leaderboard of {crowd['campaign_id']} (top 10)")
-    for column in ("rank", "contributor", "points"):
-        table.add_column(column, justify="right" if column != "contributor" else "left")
-    for entry in crowd["leaderboard"]["entries"]:
-        table.add_row(str(entry["rank"]), entry["contributor_id"], f"{entry['points']:.3f}")
-    return table
+    for campaign in (llm["campaign_id"], vector["campaign_id"]):
+        console.print(f"  leaderboard: {balances}/v1/leaderboard?campaign={campaign}")
+        console.print(f"  rounds:      {balances}/v1/campaigns/{campaign}/rounds")
+        console.print(f"  lineage:     {balances}/v1/campaigns/{campaign}/lineage")
+    console.print(
+        f"the whole demo took {summary['seconds']:.0f} s; services keep running for "
+        "you to explore; stop everything with `make down`"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--contributors", type=int, default=100)
-    parser.add_argument("--per-contributor", type=int, default=3)
+    parser.add_argument(
+        "--llm-model",
+        choices=["smollm2-135m-instruct", "tiny"],
+        default=None,
+        help="override the spec file's base model (tiny: the tests')",
+    )
+    parser.add_argument("--vector-contributors", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2025)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of the vector campaign")
     parser.add_argument("--run-dir", type=Path, default=RUN_DIR, help="stack state and logs")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
     asyncio.run(run(parser.parse_args()))

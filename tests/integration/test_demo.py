@@ -1,4 +1,5 @@
-"""`make demo` end to end, small: the same script on a private run dir, checked by its output."""
+"""`make demo` end to end, small: the same script on a private run dir (the LLM campaign on the
+tiny model, a 12-point vector campaign), checked by its output."""
 
 from __future__ import annotations
 
@@ -13,27 +14,48 @@ from tests.support.stack import REPO
 
 def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
     run_dir, out = tmp_path / "run", tmp_path / "out"
-    command = [sys.executable, "-m", "infra.demo", "--contributors", "12", "--per-contributor",
-               "1", "--rounds", "4", "--run-dir", str(run_dir), "--out", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "infra.demo",
+        "--llm-model",
+        "tiny",
+        "--vector-contributors",
+        "12",
+        "--rounds",
+        "4",
+        "--run-dir",
+        str(run_dir),
+        "--out",
+        str(out),
+    ]
     try:
         result = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+            command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False
         )
     finally:
         localstack.down(run_dir, quiet=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stored_total"] == 12
+    # Intake: every demonstration stored once; duplicates and broken records refused.
+    assert summary["stored_total"] == 48
     sent = summary["sent"]
-    assert sent["gateway"] + sent["producer"] == 12 and sent["gateway"] > 0 < sent["producer"]
+    assert sent["gateway"] + sent["producer"] == 48 and sent["gateway"] > 0 < sent["producer"]
     rejected = summary["rejections_by_reason"]
     assert rejected.pop("duplicate_content") == sent["duplicates"] > 0
     assert sum(rejected.values()) == sent["malformed"] == 5
+    # The LLM campaign ran its rounds through the services, and the crowd was paid.
+    llm = summary["llm_campaign"]
+    assert llm["rounds"] == 3 and llm["base_model"] == "tiny"
+    assert llm["base_answers"] and llm["final_answers"]
+    assert set(llm["points_by_quality"]) == {"kind", "grumpy", "spammer", "copier"}
+    assert len(llm["leaderboard"]["entries"]) == 10
+    assert (out / "llm.png").stat().st_size > 10_000
+    assert "SmolLM2 before" in result.stdout and "points vs Shapley" in result.stdout
+    # The vector campaign still equals the in-process engine.
     campaign = summary["round_campaign"]
     assert campaign["rounds"] == 4
     assert campaign["max_points_difference_vs_engine"] < 1e-9
     assert abs(campaign["final_distance"] - campaign["engine_final_distance"]) < 1e-9
-    assert len(campaign["leaderboard"]["entries"]) == 10
-    assert (out / "intake.png").stat().st_size > 10_000
     assert (out / "rounds.png").stat().st_size > 10_000
     assert "leaderboard:" in result.stdout and "/docs" in result.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -17,7 +18,9 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_reads import CampaignReads
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.cli import app
+from crowdsft.domain.backend_spec import parse_backend_spec
 from crowdsft.domain.campaign import CampaignSpec
+from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.settings import load_settings
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create and inspect campaigns.")
@@ -56,13 +59,50 @@ def build_spec(campaign_id: str, name: str | None, fields: dict[str, Any]) -> Ca
     given = {k: v for k, v in fields.items() if v is not None}
     policy = {k: given.pop(k) for k in ("mode", "min_contributions", "max_rounds") if k in given}
     spec = {"campaign_id": campaign_id, "name": name or "", **given}
+    return validated(spec | ({"policy": policy} if policy else {}))
+
+
+def validated(fields: dict[str, Any]) -> CampaignSpec:
     try:
-        return CampaignSpec.model_validate(spec | ({"policy": policy} if policy else {}))
+        return CampaignSpec.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()
         )
         raise typer.BadParameter(problems) from exc
+
+
+def spec_from_file(path: Path, campaign_id: str | None = None) -> CampaignSpec:
+    """A spec file: YAML or JSON, the same fields as `POST /v1/campaigns`. Without a `target`,
+    the mean `phi` of its `reference_answers` is the target (the campaign's backend says which
+    phi; this loads MiniLM, so it runs here and not in the gateway)."""
+    try:
+        fields = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{path}: not YAML or JSON ({exc})") from exc
+    if not isinstance(fields, dict):
+        raise typer.BadParameter(f"{path}: expected a mapping of campaign fields")
+    if campaign_id is not None:
+        fields["campaign_id"] = campaign_id
+    if "target" not in fields and fields.get("reference_answers"):
+        fields["target"] = target_of_answers(fields)
+    return validated(fields)
+
+
+def target_of_answers(fields: dict[str, Any]) -> list[float]:
+    try:
+        backend = parse_backend_spec(fields.get("backend", "vector"))
+    except (ValueError, ValidationError) as exc:
+        raise typer.BadParameter(f"backend: {exc}") from exc
+    if not isinstance(backend, LoraBackendSpec):
+        raise typer.BadParameter("reference_answers make a target only for a backend with phi")
+    answers = fields["reference_answers"]
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise typer.BadParameter("reference_answers: a list of texts")
+    from crowdsft.llm_runtime.phi import load_phi
+
+    vectors = load_phi(backend.llm.phi).embed(answers)
+    return [float(x) for x in vectors.mean(axis=0)]
 
 
 async def _create(campaign_id: str, name: str | None, spec: CampaignSpec | None) -> bool:
@@ -75,7 +115,19 @@ async def _create(campaign_id: str, name: str | None, spec: CampaignSpec | None)
 
 @campaign_app.command("create")
 def create(
-    campaign_id: Annotated[str, typer.Option("--id", help="Campaign id.")],
+    campaign_id: Annotated[
+        str | None, typer.Option("--id", help="Campaign id (a spec file may give it).")
+    ] = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            exists=True,
+            dir_okay=False,
+            help="A campaign spec, YAML or JSON (the body POST /v1/campaigns takes); "
+            "`reference_answers` without a `target` make the target.",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
     target: Annotated[
         str | None,
@@ -149,17 +201,28 @@ def create(
     }
     spec: CampaignSpec | None = None
     try:
-        vector = target_of(target, target_file)
-        if vector is not None:
-            spec = build_spec(campaign_id, name, settings | {"target": vector})
-        elif any(value is not None for value in settings.values()):
-            raise typer.BadParameter("round settings need --target or --target-file")
+        if spec_file is not None:
+            given = [k for k, v in settings.items() if v is not None] + (
+                ["--target"] if target or target_file else []
+            )
+            if given:
+                raise typer.BadParameter(f"--spec holds every setting; drop {given}")
+            spec = spec_from_file(spec_file, campaign_id)
+        elif campaign_id is None:
+            raise typer.BadParameter("give --id, or --spec with a campaign_id")
+        else:
+            vector = target_of(target, target_file)
+            if vector is not None:
+                spec = build_spec(campaign_id, name, settings | {"target": vector})
+            elif any(value is not None for value in settings.values()):
+                raise typer.BadParameter("round settings need --target or --target-file")
     except typer.BadParameter as exc:
         err.print(f"[red]campaign not created:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
-    created = asyncio.run(_create(campaign_id, name, spec))
+    created_id = spec.campaign_id if spec is not None else str(campaign_id)
+    created = asyncio.run(_create(created_id, name, spec))
     kind = "runs rounds" if spec is not None else "feedback only"
-    typer.echo(f"campaign {campaign_id} {'created' if created else 'already exists'} ({kind})")
+    typer.echo(f"campaign {created_id} {'created' if created else 'already exists'} ({kind})")
 
 
 async def _show(campaign_id: str) -> dict[str, Any] | None:

@@ -73,6 +73,11 @@ class CampaignSpec(BaseModel):
     campaign_id: str = Field(pattern=ID_PATTERN)
     name: str = ""
     target: list[float] = Field(min_length=1, description="The ideal point phi(M_ideal).")
+    reference_answers: list[str] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Answers the target was built from (their mean phi), shown to contributors.",
+    )
     n_groups: int = Field(4, ge=1, le=64)
     grouping: str = "random"
     evaluation: str = "l2"
