@@ -44,7 +44,7 @@ MERGED_KEPT = 3  # the current base, the one before, and a campaign alongside
 
 
 def resolved(precision: Precision, device: str) -> Precision:
-    return precision if precision != "auto" else ("bfloat16" if device != "cpu" else "int8")
+    return precision if precision != "auto" else ("bfloat16" if device != "cpu" else "float32")
 
 
 def sampling_model(model: Any, precision: Precision, device: str) -> Any:
