@@ -2,7 +2,9 @@
 
 Twenty-four contributors of different quality write demonstrations for the campaign in
 `infra/campaigns/kind-replies.yaml`: kind writers (on target), grumpy writers (off target), a
-spammer and a copier who resubmits a kind writer's texts under their own name. Three in five
+spammer and a copier who resubmits a kind writer's texts under their own name, disguised
+(other case, punctuation, an invisible character): intake flags every copy, so the copier
+is not in the crowd and earns nothing. Three in five
 send them through the HTTP gateway with their tokens, the rest through the Kafka producer the
 CLI uses. LoRA rounds then run on their own (auto policy) on the local Ray cluster; the demo
 prints each round as it is scored, then the base model's and the final model's answers side by
@@ -95,7 +97,7 @@ def crowd(suffix: str, kind: int = 14, grumpy: int = 8) -> list[Writer]:
 
 
 def demonstrations(writers: Sequence[Writer], rng: random.Random) -> list[tuple[Writer, str]]:
-    """Each writer's demonstrations; the copier resubmits the first kind writer's."""
+    """Each writer's demonstrations; the copier resubmits the first kind writer's, disguised."""
     out: list[tuple[Writer, str]] = []
     for writer in writers:
         for _ in range(PER_CONTRIBUTOR):
@@ -110,7 +112,13 @@ def demonstrations(writers: Sequence[Writer], rng: random.Random) -> list[tuple[
             out.append((writer, text))
     copied = [text for w, text in out if w.quality == "kind"][:PER_CONTRIBUTOR]
     copier = next(w for w in writers if w.quality == "copier")
-    return out + [(copier, text) for text in copied]
+    return out + [(copier, disguised(text, i)) for i, text in enumerate(copied)]
+
+
+def disguised(text: str, i: int) -> str:
+    """What a copier tries: shouting, other punctuation, a zero-width space mid-word."""
+    kinds = (text.upper(), text.replace(".", "!").replace(",", ""), text.replace("e", "e\u200b", 1))
+    return kinds[i % len(kinds)]
 
 
 def campaign_spec(suffix: str, base_model: str | None = None) -> CampaignSpec:
@@ -313,9 +321,14 @@ async def follow_llm_campaign(
         ),
     }
     by_quality = {
-        q: round(float(np.mean([points[c] for c in ids if quality[c] == q])), 3)
+        q: round(float(np.mean(paid_q)), 3) if (paid_q := [points[c] for c in ids
+                                                           if quality[c] == q]) else None
         for q in ("kind", "grumpy", "spammer", "copier")
-    }
+    }  # fmt: skip
+    copier = next(w.contributor_id for w in writers if w.quality == "copier")
+    copies = await db[mongo.REJECTIONS].count_documents(
+        {"contributor_id": copier, "reason": "duplicate_content"}
+    )
     async with httpx.AsyncClient(base_url=balances) as client:
         reply = await client.get("/v1/leaderboard", params={"campaign": spec.campaign_id})
         reply.raise_for_status()
@@ -336,6 +349,10 @@ async def follow_llm_campaign(
         f"points vs Shapley: Pearson {fairness['pearson']:.3f}, Spearman "
         f"{fairness['spearman']:.3f}; mean points by quality: {by_quality}"
     )
+    console.print(
+        f"the copier's {copies} disguised copies were flagged as duplicates of the originals: "
+        f"{'in' if copier in points else 'not in'} the crowd, nothing earned"
+    )
     png = plots(out, rounds, quality, points, shapley)
     decisions = [r.decision for r in rounds if r.decision is not None]
     return {
@@ -354,6 +371,7 @@ async def follow_llm_campaign(
         "base_answers": base_answers,
         "final_answers": final_answers,
         "points_by_quality": by_quality,
+        "copier_copies_flagged": copies,
         "fairness": fairness,
         "leaderboard": reply.json(),
         "plot": str(png),

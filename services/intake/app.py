@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import structlog
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.consuming import Failure, batch_records, classify
 from crowdsft.adapters.contribution_store import ContributionStore
-from crowdsft.adapters.kafka import batch_records, subscriber_options
+from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.service import service_parts
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
@@ -39,17 +41,23 @@ def create_app(settings: Settings) -> FastStream:
         **subscriber_options(settings, GROUP_ID),
     )
     async def on_feedback_submitted(message: KafkaMessage) -> None:
-        records = [
-            RawRecord(r.topic, r.partition, r.offset, r.key, r.value or b"")
-            for r in batch_records(message)
-        ]
+        raw = batch_records(message)
+        records = [RawRecord(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in raw]
         try:
             report = await handler.handle(records)
-        except Exception:
-            # Storage or broker trouble, never the input: pause, then let the batch replay.
-            log.exception("batch failed; it will be retried", records=len(records))
-            await asyncio.sleep(RETRY_PAUSE_S)
-            raise
+        except Exception as exc:
+            if classify(exc) is Failure.TRANSIENT:
+                # Storage or broker trouble: pause, then let the batch replay.
+                log.warning("batch failed; it will be retried", records=len(records),
+                            error=f"{type(exc).__name__}: {str(exc)[:300]}")  # fmt: skip
+                await asyncio.sleep(RETRY_PAUSE_S)
+                raise
+            # Triage lets no input through that storing could fail on, so this is a defect
+            # meeting one record: find it alone, set it aside, store the rest.
+            log.exception("batch failed on its content; handling its records one by one")
+            for record, original in zip(records, raw, strict=True):
+                await parts.events.guarded(original, partial(handler.handle, [record]))
+            return
         log.info("batch handled", records=len(records), **vars(report))
 
     return parts.app

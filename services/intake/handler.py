@@ -17,6 +17,7 @@ from crowdsft.contracts import (
     FeedbackAccepted,
     FeedbackDeadLettered,
     FeedbackRejected,
+    OriginalCopy,
     RejectionReason,
     derive_event_id,
     utc_now,
@@ -60,9 +61,14 @@ def _dead_letter(item: Malformed) -> FeedbackDeadLettered:
         source_offset=record.offset,
         reason=item.reason,
         detail=item.detail,
-        original_key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        original_value_b64=base64.b64encode(record.value).decode(),
+        original_key_b64=_key_copy(record.key),
+        original=OriginalCopy.of(record.value),
     )
+
+
+def _key_copy(key: bytes | None) -> str | None:
+    """Keys are short ids; a longer one keeps a prefix (the value's copy says what it was)."""
+    return base64.b64encode(key[:3_000]).decode() if key is not None else None
 
 
 def _accepted(item: Parsed) -> FeedbackAccepted:
@@ -152,9 +158,11 @@ class IntakeHandler:
                 item, RejectionReason.DUPLICATE_CONTENT, f"same content as {original}"
             ).model_copy(update={"duplicate_of": original})
             rejected.append((rejection, item.record.position))
-        for item in outcome.reused_ids:
-            detail = f"event_id {item.event.event_id} was already used for other content"
-            rejected.append(
-                (_rejection(item, RejectionReason.INVALID_FIELDS, detail), item.record.position)
+        for item in outcome.conflicting_ids:
+            detail = (
+                f"event_id {item.event.event_id} was already used for other content or by "
+                "another contributor; choose a new one"
             )
+            rejection = _rejection(item, RejectionReason.EVENT_ID_CONFLICT, detail)
+            rejected.append((rejection, item.record.position))
         return rejected

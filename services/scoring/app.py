@@ -28,8 +28,7 @@ def create_app(settings: Settings) -> FastStream:
         topics.ROUND_DECIDED, **subscriber_options(settings, GROUP_ID)
     )
     async def on_round_decided(message: KafkaMessage) -> None:
-        if event := await events.parse(message, RoundDecided):
-            await handler.on_round_decided(event)
+        await events.consume(message, RoundDecided, handler.on_round_decided)
 
     return parts.app
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
+from crowdsft.adapters.consuming import batch_records
 from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.ledger_store import LedgerStore
@@ -44,26 +47,27 @@ def create_app(settings: Settings) -> FastStream:
 
     @broker.subscriber(topics.ROUND_START, **options)  # type: ignore[untyped-decorator]
     async def on_start_round(message: KafkaMessage) -> None:
-        if command := await events.parse(message, StartRound):
-            await handler.on_start_round(command)
+        await events.consume(message, StartRound, handler.on_start_round)
 
     @broker.subscriber(topics.CANDIDATE_TRAINED, **options)  # type: ignore[untyped-decorator]
     async def on_candidate_trained(message: KafkaMessage) -> None:
-        if event := await events.parse(message, CandidateTrained):
-            await handler.on_candidate_trained(event)
+        await events.consume(message, CandidateTrained, handler.on_candidate_trained)
 
     @broker.subscriber(topics.POINTS_AWARDED, **options)  # type: ignore[untyped-decorator]
     async def on_points_awarded(message: KafkaMessage) -> None:
-        if event := await events.parse(message, PointsAwarded):
-            await handler.on_points_awarded(event)
+        await events.consume(message, PointsAwarded, handler.on_points_awarded)
 
     @broker.subscriber(  # type: ignore[untyped-decorator]
         topics.FEEDBACK_ACCEPTED, batch=True, max_records=5_000, **options
     )
     async def on_feedback_accepted(message: KafkaMessage) -> None:
         """Only which campaigns got new data matters here (the auto policy's first round)."""
-        accepted = await events.parse_records(message, FeedbackAccepted)
-        await handler.on_feedback_accepted({event.campaign_id for event in accepted})
+        first_of: dict[str, Any] = {}
+        for record in batch_records(message):
+            if event := await events.parse_record(record, FeedbackAccepted):
+                first_of.setdefault(event.campaign_id, record)
+        for campaign_id, record in sorted(first_of.items()):
+            await events.guarded(record, partial(handler.on_feedback_accepted, {campaign_id}))
 
     return parts.app
 

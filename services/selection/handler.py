@@ -36,7 +36,7 @@ from crowdsft.domain.ports import (
     Publish,
     Rounds,
 )
-from crowdsft.domain.round import Opening, Round, RoundStatus, RoundStep
+from crowdsft.domain.round import Opening, Round, RoundStatus, RoundStep, RoundStepError
 from crowdsft.domain.steps import group_crowd
 
 PRODUCER = "selection"
@@ -69,6 +69,12 @@ class SelectionHandler:
 
     async def on_points_awarded(self, event: PointsAwarded) -> None:
         """The last round is paid: under the auto policy the next one starts now."""
+        paid = await self._rounds.by_id(event.round_id)
+        if paid is None or paid.campaign_id != event.campaign_id:
+            raise LookupError(f"points for round {event.round_id}, which is not in the store")
+        if paid.status is not RoundStatus.SCORED or paid.round_index != event.round_index:
+            raise RoundStepError(f"points for {event.round_id}, which is {paid.status} in the "
+                                 "store")  # fmt: skip
         spec = await self._campaigns.spec(event.campaign_id)
         if spec is None or spec.policy.mode != "auto":
             return
@@ -137,12 +143,14 @@ class SelectionHandler:
     # Deciding a round.
 
     async def on_candidate_trained(self, event: CandidateTrained) -> None:
+        """Only a candidate that training measured counts: the event names it, the store
+        holds what it is. A forged or stray event is refused (and dead-lettered)."""
+        await self._check_candidate(event)
         current = await self._rounds.add_candidate(
             event.round_id, event.group_index, event.model_id
         )
         if current is None:
-            log.warning("candidate for an unknown round", round_id=event.round_id)
-            return
+            raise LookupError(f"candidate for round {event.round_id}, which is not in the store")
         if current.status is RoundStatus.OPEN and not current.complete:
             return  # still waiting for other groups
         if current.announced_step(RoundStep.DECISION):
@@ -153,6 +161,19 @@ class SelectionHandler:
         if current.status is RoundStatus.OPEN:
             current = await self._decide(spec, current)
         await self._finish(spec, current)
+
+    async def _check_candidate(self, event: CandidateTrained) -> None:
+        stored = await self._rounds.by_id(event.round_id)
+        if stored is None or stored.campaign_id != event.campaign_id:
+            raise LookupError(f"round {event.round_id} of campaign {event.campaign_id!r} is "
+                              "not in the store")  # fmt: skip
+        stored.check_candidate(event.group_index, event.model_id)
+        if event.parent_model_id != stored.base_model_id:
+            raise RoundStepError(f"{event.model_id} names parent {event.parent_model_id}; the "
+                                 f"round's base is {stored.base_model_id}")  # fmt: skip
+        found = await self._measurements.get([event.model_id])
+        if event.model_id not in found or found[event.model_id].campaign_id != event.campaign_id:
+            raise LookupError(f"no measurement of {event.model_id} from training is stored")
 
     async def _decide(self, spec: CampaignSpec, current: Round) -> Round:
         model_ids = [current.base_model_id, *current.candidate_ids()]

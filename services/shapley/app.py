@@ -28,8 +28,7 @@ def create_app(settings: Settings) -> FastStream:
         topics.POINTS_AWARDED, **subscriber_options(settings, GROUP_ID)
     )
     async def on_points_awarded(message: KafkaMessage) -> None:
-        if event := await events.parse(message, PointsAwarded):
-            await handler.on_points_awarded(event)
+        await events.consume(message, PointsAwarded, handler.on_points_awarded)
 
     return parts.app
 

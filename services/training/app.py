@@ -39,8 +39,8 @@ def create_app(settings: Settings) -> FastStream:
         **subscriber_options(settings, GROUP_ID),
     )
     async def on_training_requested(message: KafkaMessage) -> None:
-        requests = await events.parse_records(message, TrainingRequested)
-        await handler.on_training_batch(requests)
+        """A Ray cluster trains as many groups at once as it has workers."""
+        await events.consume_each(message, TrainingRequested, handler.on_training_requested)
 
     @parts.app.after_shutdown
     async def stop_trainers() -> None:

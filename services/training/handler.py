@@ -4,9 +4,6 @@ trained again, whichever backend made it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 import structlog
 
 from crowdsft.contracts import CandidateTrained, TrainingRequested, derive_event_id
@@ -31,17 +28,6 @@ class TrainingHandler:
         self._measurements = measurements
         self._trainers = trainers
         self._publish = publish
-
-    async def on_training_batch(self, requests: Sequence[TrainingRequested]) -> None:
-        """All at once: a Ray cluster trains as many groups in parallel as it has workers.
-        Every request finishes before an error is raised, so a retried batch redoes only
-        what failed (the rest is found done)."""
-        results = await asyncio.gather(
-            *(self.on_training_requested(r) for r in requests), return_exceptions=True
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
 
     async def on_training_requested(self, request: TrainingRequested) -> None:
         measured = await self._measured(request)

@@ -6,17 +6,14 @@ Intake keeps every record it cannot use, with the reason, so nothing sent is eve
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from crowdsft.contracts import FeedbackSubmitted, RejectionReason
 from crowdsft.contracts.feedback import MAX_MESSAGE_BYTES
-
-_WHITESPACE = re.compile(r"\s+")
+from crowdsft.domain.text import canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +52,16 @@ class StoreOutcome:
 
     stored: list[Parsed] = field(default_factory=list)
     replayed: list[Parsed] = field(default_factory=list)
-    reused_ids: list[Parsed] = field(default_factory=list)
+    # An event id already taken by other content or by another contributor: a conflict.
+    conflicting_ids: list[Parsed] = field(default_factory=list)
     duplicates: list[tuple[Parsed, str]] = field(default_factory=list)  # (item, owner's id)
 
 
-def _normalise(text: str | None) -> str:
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text or "")).strip()
-
-
 def content_hash(event: FeedbackSubmitted) -> str:
-    """Equal for the same demonstration resubmitted with different spacing or a new event id."""
-    fields = (
-        event.campaign_id,
-        event.contributor_id,
-        event.prompt,
-        event.response,
-        event.correction,
-    )
-    joined = "\x1f".join(_normalise(field) for field in fields)
+    """Equal for the same demonstration in a campaign, whoever sends it and however it is
+    cased, spaced or disguised (`domain.text.canonical`): a copy earns nothing."""
+    fields = (event.campaign_id, event.prompt, event.response, event.correction)
+    joined = "\x1f".join(canonical(field) for field in fields)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
@@ -94,8 +83,9 @@ def parse_record(record: RawRecord) -> Parsed | Malformed:
     except ValidationError:
         pass  # below, the slow path names the precise reason
     try:
-        payload = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # pydantic-core's parser bounds nesting depth; the stdlib's would raise RecursionError.
+        payload = from_json(record.value)
+    except ValueError as exc:
         return Malformed(record, RejectionReason.BAD_JSON, f"not JSON: {exc}"[:2_000])
     if not isinstance(payload, dict):
         return Malformed(record, RejectionReason.BAD_JSON, "JSON value is not an object")
@@ -110,10 +100,19 @@ def parse_record(record: RawRecord) -> Parsed | Malformed:
     return Parsed(record, event, content_hash(event))
 
 
+def _judged(record: RawRecord) -> Parsed | Malformed:
+    """No record's content can make triage raise: whatever is unforeseen is still malformed."""
+    try:
+        return parse_record(record)
+    except Exception as exc:  # a defect's last line: the record is kept, its batch goes on
+        detail = f"could not be read: {type(exc).__name__}: {exc}"[:2_000]
+        return Malformed(record, RejectionReason.INVALID_FIELDS, detail)
+
+
 def triage(records: list[RawRecord]) -> tuple[list[Parsed], list[Malformed]]:
     parsed: list[Parsed] = []
     malformed: list[Malformed] = []
     for record in records:
-        outcome = parse_record(record)
+        outcome = _judged(record)
         (parsed if isinstance(outcome, Parsed) else malformed).append(outcome)  # type: ignore[arg-type]
     return parsed, malformed

@@ -43,7 +43,9 @@ async def assert_reconciled(db: Database, bootstrap: str, corpus: Corpus) -> dic
         letter["event_id"]: letter for letter in await read_topic(bootstrap, topics.FEEDBACK_DLQ)
     }
     assert len(dead) == len(corpus.malformed)
-    originals = {base64.b64decode(letter["original_value_b64"]): letter for letter in dead.values()}
+    originals = {
+        base64.b64decode(letter["original"]["value_b64"]): letter for letter in dead.values()
+    }
     assert set(originals) == set(corpus.malformed)
     for value, letter in originals.items():
         assert letter["reason"] == corpus.malformed[value].value

@@ -42,7 +42,7 @@ async def test_replays_twins_and_reused_ids_are_told_apart(db: Database) -> None
 
     assert [p.event.event_id for p in outcome.stored] == ["id-3"]
     assert sorted(p.event.event_id for p in outcome.replayed) == ["id-1", "id-3"]
-    assert [p.event.event_id for p in outcome.reused_ids] == ["id-1"]
+    assert [p.event.event_id for p in outcome.conflicting_ids] == ["id-1"]
     assert sorted((p.event.event_id, o) for p, o in outcome.duplicates) == [
         ("id-2", "id-1"),
         ("id-4", "id-3"),

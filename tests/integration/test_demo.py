@@ -37,18 +37,22 @@ def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
         localstack.down(run_dir, quiet=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    # Intake: every demonstration stored once; duplicates and broken records refused.
-    assert summary["stored_total"] == 48
+    # Intake: every demonstration stored once; duplicates (the copier's disguised copies
+    # among them) and broken records refused.
+    llm = summary["llm_campaign"]
     sent = summary["sent"]
     assert sent["gateway"] + sent["producer"] == 48 and sent["gateway"] > 0 < sent["producer"]
     rejected = summary["rejections_by_reason"]
-    assert rejected.pop("duplicate_content") == sent["duplicates"] > 0
+    copies = llm["copier_copies_flagged"]
+    assert copies == 2  # both of the copier's texts
+    assert summary["stored_total"] + rejected.pop("duplicate_content") == 48 + sent["duplicates"]
+    assert summary["stored_total"] <= 48 - copies
     assert sum(rejected.values()) == sent["malformed"] == 5
     # The LLM campaign ran its rounds through the services, and the crowd was paid.
-    llm = summary["llm_campaign"]
     assert llm["rounds"] == 3 and llm["base_model"] == "tiny"
     assert llm["base_answers"] and llm["final_answers"]
     assert set(llm["points_by_quality"]) == {"kind", "grumpy", "spammer", "copier"}
+    assert llm["points_by_quality"]["copier"] is None  # not in the crowd: nothing earned
     assert len(llm["leaderboard"]["entries"]) == 10
     assert (out / "llm.png").stat().st_size > 10_000
     assert "SmolLM2 before" in result.stdout and "points vs Shapley" in result.stdout

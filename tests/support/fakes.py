@@ -8,7 +8,9 @@ tests only: the product never runs on them. The integration suite is the one tha
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +108,9 @@ class FakeRounds:
     async def get(self, campaign_id: str, round_index: int) -> Round | None:
         return self.rounds.get(round_id(campaign_id, round_index))
 
+    async def by_id(self, rid: str) -> Round | None:
+        return self.rounds.get(rid)
+
     async def open(self, opened: Round) -> Round:
         return self.rounds.setdefault(opened.round_id, opened)
 
@@ -161,7 +166,7 @@ class FakeContributions:
     def __init__(self) -> None:
         self.contributions: dict[str, tuple[str, Contribution]] = {}  # id -> (campaign, item)
         self.owners: dict[str, str] = {}  # contribution id -> event id
-        self.submissions: dict[str, str] = {}  # event id -> content hash
+        self.submissions: dict[str, tuple[str, str]] = {}  # event id -> (hash, contributor)
         self.rejections: dict[str, dict[str, Any]] = {}
 
     def add(self, campaign_id: str, item: Contribution) -> None:
@@ -180,9 +185,9 @@ class FakeContributions:
         outcome = StoreOutcome()
         for item in items:
             event = item.event
-            known = self.submissions.setdefault(event.event_id, item.content_hash)
-            if known != item.content_hash:
-                outcome.reused_ids.append(item)
+            sent = (item.content_hash, event.contributor_id)
+            if self.submissions.setdefault(event.event_id, sent) != sent:
+                outcome.conflicting_ids.append(item)
                 continue
             owner = self.owners.setdefault(item.content_hash, event.event_id)
             if owner != event.event_id:
@@ -236,3 +241,28 @@ class FakeShapley:
 
     async def save(self, record: ShapleyRecord) -> None:
         self.records[record.campaign_id] = record
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """What a consumer sees of one Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FakeMessage:
+    """A batch subscriber's message: the raw records behind it."""
+
+    raw_message: tuple[FakeRecord, ...]
+
+
+_fake_offsets = itertools.count()
+
+
+def fake_message(topic: str, values: list[bytes], partition: int = 0) -> Any:
+    return FakeMessage(tuple(FakeRecord(topic, partition, next(_fake_offsets), v) for v in values))

@@ -79,7 +79,7 @@ class World:
             await self.selection.on_feedback_accepted({event.campaign_id})
 
         async def trained(event: TrainingRequested) -> None:
-            await self.training.on_training_batch([event])
+            await self.training.on_training_requested(event)
 
         return {
             topics.FEEDBACK_ACCEPTED: [accepted],

@@ -139,7 +139,8 @@ async def test_stale_early_and_late_commands_and_events_are_ignored_or_refused()
     assert len([e for _, _, e in world.bus.published if isinstance(e, RoundOpened)]) == 1
     assert opened and opened[0].round_index == 0
 
-    # Scoring and Shapley before their step is stored: refused (the broker redelivers later).
+    # Scoring and Shapley before their step is stored: refused (selection stores every step
+    # before it announces it, so such an event is forged; its record is dead-lettered).
     early = RoundDecided(
         event_id="x",
         producer="forged",
@@ -167,7 +168,8 @@ async def test_stale_early_and_late_commands_and_events_are_ignored_or_refused()
     with pytest.raises(LookupError, match="not scored in the store yet"):
         await world.shapley.on_points_awarded(awarded)
 
-    # A candidate for an unknown round is ignored; one under another model id is refused.
+    # A candidate for an unknown round, under another model id or parent, for a group the
+    # round does not have, or that training never measured: refused, and the round unchanged.
     ghost = CandidateTrained(
         event_id="z",
         producer="forged",
@@ -178,8 +180,19 @@ async def test_stale_early_and_late_commands_and_events_are_ignored_or_refused()
         parent_model_id="camp:base",
         artifact_ref="x",
     )
-    await world.selection.on_candidate_trained(ghost)
+    with pytest.raises(LookupError, match="not in the store"):
+        await world.selection.on_candidate_trained(ghost)
     assert round_id("camp", 7) not in world.rounds.rounds
+    first = round_id("camp", 0)
+    unmeasured = ghost.model_copy(
+        update={"round_id": first, "model_id": candidate_model_id(first, 0)}
+    )
+    with pytest.raises(LookupError, match="no measurement of camp:r00000:g0"):
+        await world.selection.on_candidate_trained(unmeasured)
+    orphan = unmeasured.model_copy(update={"parent_model_id": "camp:r00000:g1"})
+    with pytest.raises(RoundStepError, match="the round's base is camp:base"):
+        await world.selection.on_candidate_trained(orphan)
+    assert world.rounds.rounds[round_id("camp", 0)].candidates == {}
     forged = ghost.model_copy(update={"round_id": round_id("camp", 0), "model_id": "camp:evil"})
     with pytest.raises(RoundStepError, match="candidate is camp:r00000:g0, not camp:evil"):
         await world.selection.on_candidate_trained(forged)

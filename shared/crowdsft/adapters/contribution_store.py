@@ -2,10 +2,11 @@
 
 Two collections, each keyed only by `_id` (a secondary unique index cost SecantusDB over
 two thirds of its insert rate, measured with /work/main/bench/intake.py):
-- `submissions`, `_id` = event id: every submission seen, with its content hash, so an
-  event id is honoured once and never reused for other content;
-- `contributions`, `_id` = content hash (campaign, contributor, normalised text): the same
-  demonstration is stored once, whoever's event id reached it first owns it.
+- `submissions`, `_id` = event id: every submission seen, with its content hash and its
+  contributor, so an event id is honoured once and never reused for other content or by
+  another contributor (that is a conflict, refused with its reason);
+- `contributions`, `_id` = content hash (campaign and canonical text, not the contributor):
+  the same demonstration is stored once, and whoever's event id reached it first owns it.
 Lookups happen only for the inserts that collide, so fresh data costs two bulk inserts.
 """
 
@@ -51,7 +52,18 @@ def _contribution(doc: Document) -> Contribution:
 
 
 def submission_document(item: Parsed) -> Document:
-    return {"_id": item.event.event_id, "content_hash": item.content_hash}
+    return {
+        "_id": item.event.event_id,
+        "content_hash": item.content_hash,
+        "contributor_id": item.event.contributor_id,
+    }
+
+
+def _same_submission(item: Parsed, known: Document) -> bool:
+    """A replay repeats the content and the sender; documents from before the sender was
+    kept match on content alone."""
+    sender = known.get("contributor_id", item.event.contributor_id)
+    return bool(known["content_hash"] == item.content_hash and sender == item.event.contributor_id)
 
 
 async def insert_new(collection: Any, docs: list[Document]) -> set[int]:
@@ -74,23 +86,26 @@ class ContributionStore:
         self._contributions = db[CONTRIBUTIONS]
         self._rejections = db[REJECTIONS]
 
-    async def _field_of(self, collection: Any, ids: list[str], name: str) -> list[str]:
-        docs = await asyncio.gather(*(collection.find_one({"_id": i}, {name: 1}) for i in ids))
-        return [doc[name] for doc in docs]
+    async def _documents(self, collection: Any, ids: list[str], *names: str) -> list[Document]:
+        fields = dict.fromkeys(names, 1)
+        return list(await asyncio.gather(*(collection.find_one({"_id": i}, fields) for i in ids)))
 
     async def store(self, items: list[Parsed], stored_at: datetime) -> StoreOutcome:
         outcome = StoreOutcome()
         seen = await insert_new(self._submissions, [submission_document(i) for i in items])
         collided = [items[i] for i in sorted(seen)]
-        known_hashes = await self._field_of(
-            self._submissions, [i.event.event_id for i in collided], "content_hash"
+        known = await self._documents(
+            self._submissions,
+            [i.event.event_id for i in collided],
+            "content_hash",
+            "contributor_id",
         )
         reused = {
             id(item)
-            for item, known in zip(collided, known_hashes, strict=True)
-            if known != item.content_hash
+            for item, doc in zip(collided, known, strict=True)
+            if not _same_submission(item, doc)
         }
-        outcome.reused_ids = [item for item in collided if id(item) in reused]
+        outcome.conflicting_ids = [item for item in collided if id(item) in reused]
         # A seen event id with the same content may still lack its contribution (a crash
         # between the two inserts), so it goes on to the contribution insert like new ones.
         candidates = [item for item in items if id(item) not in reused]
@@ -98,9 +113,12 @@ class ContributionStore:
             self._contributions, [contribution_document(i, stored_at) for i in candidates]
         )
         losers = [candidates[i] for i in sorted(taken)]
-        owners = await self._field_of(
-            self._contributions, [i.content_hash for i in losers], "event_id"
-        )
+        owners = [
+            doc["event_id"]
+            for doc in await self._documents(
+                self._contributions, [i.content_hash for i in losers], "event_id"
+            )
+        ]
         for item, owner in zip(losers, owners, strict=True):
             if owner == item.event.event_id:
                 outcome.replayed.append(item)

@@ -7,29 +7,23 @@ idempotence or transactions: Tansu lacks both), so consumers must be idempotent.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import BaseModel, ValidationError
 
-from crowdsft.contracts import EventDeadLettered, derive_event_id
+from crowdsft.adapters.consuming import header_tolerant_parser, raw_decoder
 from crowdsft.contracts.topics import TOPIC_EVENTS, topic_of
 from crowdsft.domain.ports import Announcement, Publish
 from crowdsft.settings import Settings
 
 DEFAULT_PARTITIONS = 3
-M = TypeVar("M", bound=BaseModel)
 
 
 def security(settings: Settings) -> BaseSecurity | None:
@@ -130,73 +124,12 @@ def announcer(broker: KafkaBroker) -> Publish:
     return publish
 
 
-def _utf8_safe(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
-    headers = [(k, v.decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
-    return dataclasses.replace(record, headers=headers)
-
-
-async def header_tolerant_parser(
-    records: ConsumerRecord[Any, Any] | tuple[ConsumerRecord[Any, Any], ...],
-    original: Callable[[Any], Awaitable[StreamMessage[Any]]],
-) -> StreamMessage[Any]:
-    """FastStream decodes every header as UTF-8 before the handler runs, so one record with a
-    binary header would fail (and be redelivered) forever. Replace undecodable bytes first:
-    the record still reaches the handler, which judges (and dead-letters) its body as usual."""
-    if isinstance(records, tuple):
-        return await original(tuple(_utf8_safe(record) for record in records))
-    return await original(_utf8_safe(records))
-
-
-class EventReader:
-    """Typed events from raw records; what does not parse goes to `crowdsft.dlq`, whole.
-
-    Services subscribe to raw records rather than typed bodies so that one bad record is
-    dead-lettered and skipped instead of failing validation on every redelivery.
-    """
-
-    def __init__(self, publish: Publish, producer: str) -> None:
-        self._publish = publish
-        self._producer = producer
-
-    async def parse(self, message: StreamMessage[Any], model: type[M]) -> M | None:
-        return await self.parse_record(message.raw_message, model)
-
-    async def parse_records(self, message: StreamMessage[Any], model: type[M]) -> list[M]:
-        """A batch subscriber's records, each parsed (or dead-lettered) on its own."""
-        parsed = [await self.parse_record(record, model) for record in batch_records(message)]
-        return [event for event in parsed if event is not None]
-
-    async def parse_record(self, record: Any, model: type[M]) -> M | None:
-        try:
-            return model.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            letter = EventDeadLettered(
-                event_id=derive_event_id(
-                    "dead_lettered", record.topic, record.partition, record.offset
-                ),
-                producer=self._producer,
-                source_topic=record.topic,
-                source_partition=record.partition,
-                source_offset=record.offset,
-                reason=f"not a valid {model.__name__}",
-                detail=str(exc)[:2_000],
-                original_value_b64=base64.b64encode(record.value or b"").decode(),
-            )
-            await self._publish([(None, letter)])
-            return None
-
-
-def batch_records(message: StreamMessage[Any]) -> tuple[Any, ...]:
-    """The raw records behind a batch subscriber's message (one record is a batch of one)."""
-    raw = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
-
-
 def subscriber_options(settings: Settings, group_id: str) -> dict[str, Any]:
     """One place for how every service consumes: its own group, commit after handling."""
     return {
         "group_id": group_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "parser": header_tolerant_parser,
+        "decoder": raw_decoder,
         **consumer_tuning(settings),
     }

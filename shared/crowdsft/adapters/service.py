@@ -8,7 +8,8 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from crowdsft.adapters import mongo
-from crowdsft.adapters.kafka import EventReader, announcer, ensure_topics, make_broker
+from crowdsft.adapters.consuming import EventReader
+from crowdsft.adapters.kafka import announcer, ensure_topics, make_broker
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.ports import Publish
 from crowdsft.settings import Settings

@@ -7,6 +7,7 @@ from crowdsft.contracts.feedback import (
     FeedbackDeadLettered,
     FeedbackRejected,
     FeedbackSubmitted,
+    OriginalCopy,
     RejectionReason,
 )
 from crowdsft.contracts.rewards import PointAward, PointsAwarded, ShapleyComputed, ShapleyValue
@@ -32,6 +33,7 @@ __all__ = [
     "FeedbackRejected",
     "FeedbackSubmitted",
     "GroupAssignment",
+    "OriginalCopy",
     "PointAward",
     "PointsAwarded",
     "RejectionReason",

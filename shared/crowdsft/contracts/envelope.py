@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 # Namespace for uuid5 ids: the same inputs give the same id in every process, so a replayed
 # or re-derived event is recognised and stored once.
@@ -27,6 +28,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Times outside this window are refused where they enter (the gateway answers 422), so no
+# consumer meets a time that its store cannot encode (year 9999 at UTC-12 is year 10000 in
+# UTC). The future allows a day of client clock skew.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+
+
+def _sane_time(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is outside the representable range") from None
+    if utc < EARLIEST_TIME:
+        raise ValueError(f"time is before {EARLIEST_TIME.isoformat()}")
+    if utc > utc_now() + FUTURE_SKEW:
+        raise ValueError("time is more than a day in the future")
+    return utc
+
+
+SaneDatetime = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+
+
 class Event(BaseModel):
     """Base of every event: immutable, strict about unknown fields, versioned."""
 
@@ -34,7 +57,7 @@ class Event(BaseModel):
 
     event_id: str = Field(min_length=1, max_length=64, description="Unique id; dedup key.")
     schema_version: int = Field(1, ge=1, description="Bumped on breaking changes.")
-    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    occurred_at: SaneDatetime = Field(default_factory=utc_now)
     producer: str = Field(min_length=1, max_length=64, description="Service or client name.")
 
 

@@ -117,6 +117,12 @@ class Round(BaseModel):
     def with_candidate(self, group_index: int, model_id: str) -> Round:
         """A group's trained candidate; the same one twice is a replay and changes nothing."""
         self._require(RoundStatus.OPEN, "add a candidate to")
+        self.check_candidate(group_index, model_id)
+        return self.model_copy(update={"candidates": {**self.candidates, group_index: model_id}})
+
+    def check_candidate(self, group_index: int, model_id: str) -> None:
+        """Refuses a group this round does not have, or a model id other than the one
+        selection asked training for (whatever the round's status: replays come late)."""
         if not 0 <= group_index < self.opening.n_groups:
             raise RoundStepError(
                 f"{self.round_id} has groups 0-{self.opening.n_groups - 1}, not {group_index}"
@@ -124,7 +130,6 @@ class Round(BaseModel):
         expected = candidate_model_id(self.round_id, group_index)
         if model_id != expected:
             raise RoundStepError(f"group {group_index}'s candidate is {expected}, not {model_id}")
-        return self.model_copy(update={"candidates": {**self.candidates, group_index: model_id}})
 
     def decide(self, decision: Decision, at: datetime) -> Round:
         self._require(RoundStatus.OPEN, "decide")
