@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.auth import is_operator_token
+from crowdsft.ratelimit import RateLimiter
 
 # auto_error=False: we answer 401 with WWW-Authenticate ourselves, for missing and wrong
 # tokens alike, so a caller cannot tell an unknown token from a malformed one.
@@ -24,7 +26,17 @@ def contributor_store(request: Request) -> ContributorStore:
     return store
 
 
-def unauthorized() -> HTTPException:
+def unauthorized(request: Request) -> HTTPException:
+    """401, or 429 once the caller's address has failed too often (slows token guessing);
+    an app without `app.state.anonymous_limiter` does not limit."""
+    limiter: RateLimiter | None = getattr(request.app.state, "anonymous_limiter", None)
+    address = request.client.host if request.client else "unknown"
+    if limiter is not None and not (decision := limiter.acquire(address)).allowed:
+        return HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many requests without a valid token",
+            headers={"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))},
+        )
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "missing or invalid bearer token",
@@ -38,10 +50,10 @@ async def authenticated_contributor(
 ) -> Contributor:
     """The contributor the bearer token belongs to; the token itself is never logged."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized()
+        raise unauthorized(request)
     contributor = await contributor_store(request).find_by_token(credentials.credentials)
     if contributor is None:
-        raise unauthorized()
+        raise unauthorized(request)
     return contributor
 
 
@@ -61,7 +73,7 @@ async def operator(
     """Campaigns are an operator's decision: the configured operator token, or 401."""
     configured = request.app.state.operator_token_sha256
     if credentials is None or not is_operator_token(credentials.credentials, configured):
-        raise unauthorized()
+        raise unauthorized(request)
 
 
 Operator = Annotated[None, Depends(operator)]

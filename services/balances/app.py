@@ -27,6 +27,7 @@ from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.ledger import LedgerEntry
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, contributor_store, require_self
+from services.http_edges import anonymous_limiter, guard_edges
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -81,14 +82,16 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Balances and ledger exist with their unique indexes before anything scores.
-        async with mongo.opened(settings) as db:
+        async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             app.state.db = db
+            app.state.anonymous_limiter = anonymous_limiter(settings)
             app.state.contributors = ContributorStore(db)
             app.state.balances = BalanceStore(db)
             app.state.campaigns = CampaignReads(db)
             yield
 
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
+    guard_edges(app, settings.http_max_body_bytes)
 
     def balances(request: Request) -> BalanceStore:
         store = request.app.state.balances

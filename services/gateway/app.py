@@ -7,6 +7,8 @@ this process: with several replicas, each enforces it separately.
 
 # No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
 
+import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +17,7 @@ from typing import Annotated
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -23,7 +25,7 @@ from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, make_broker
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
-from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
     MAX_CORRECTION_CHARS,
     MAX_MESSAGE_BYTES,
@@ -37,9 +39,11 @@ from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.ratelimit import RateLimiter
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
+from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges
 
 CLIENT_ID = "crowdsft-gateway"
 PRODUCER = "gateway"
+SHUTDOWN_S = 5.0
 
 
 class FeedbackRequest(BaseModel):
@@ -55,7 +59,9 @@ class FeedbackRequest(BaseModel):
     response: str = Field(min_length=1, max_length=MAX_RESPONSE_CHARS)
     rating: int | None = Field(None, ge=RATING_MIN, le=RATING_MAX)
     correction: str | None = Field(None, min_length=1, max_length=MAX_CORRECTION_CHARS)
-    client_timestamp: AwareDatetime | None = Field(None, description="Defaults to now.")
+    client_timestamp: SaneDatetime | None = Field(
+        None, description="Defaults to now; at most a day ahead, not before 2000."
+    )
     event_id: str | None = Field(
         None, pattern=ID_PATTERN, description="Choose one to make retries safe; else a new uuid4."
     )
@@ -74,11 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
     limiter = RateLimiter(settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst)
+    publish_timeout_s = settings.gateway_publish_timeout_ms / 1000
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mongo.opened(settings) as db:
+        async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             await ensure_topics(settings)
+            app.state.anonymous_limiter = anonymous_limiter(settings)
             app.state.contributors = ContributorStore(db)
             app.state.campaigns = CampaignStore(db)
             app.state.operator_token_sha256 = settings.gateway_operator_token_sha256
@@ -86,7 +94,9 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 yield
             finally:
-                await broker.stop()
+                # Bounded: sends still pending were answered 503 and will be retried.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(broker.stop(), SHUTDOWN_S)
 
     async def rate_limited(contributor: CurrentContributor) -> Contributor:
         """Before body validation, so invalid requests count too; async so it runs on the
@@ -101,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         return contributor
 
     app = FastAPI(title="crowdsft gateway", version="1", lifespan=lifespan)
+    guard_edges(app, settings.http_max_body_bytes)
 
     @app.post(
         "/v1/feedback",
@@ -110,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
             403: {"description": "The token belongs to another contributor."},
             413: {"description": "The event would exceed 64 KiB."},
             429: {"description": "Rate limit exceeded; see Retry-After."},
+            503: {"description": "The broker or the store is down; see Retry-After."},
         },
     )
     async def submit_feedback(
@@ -131,7 +143,10 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestValidationError(exc.errors()) from exc
         if len(event.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "feedback exceeds 64 KiB")
-        [event_id] = await producer.submit([event])
+        try:
+            [event_id] = await asyncio.wait_for(producer.submit([event]), publish_timeout_s)
+        except TimeoutError as exc:  # not sent: the client retries with the same event id
+            raise BrokerTimeout from exc
         return FeedbackReceipt(event_id=event_id)
 
     @app.post(

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     gateway_operator_token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     gateway_rate_limit_per_minute: int = Field(60, ge=1)
     gateway_rate_limit_burst: int = Field(10, ge=1)
+    # Requests without a valid token, limited per client address: guessing tokens is slow.
+    anonymous_rate_limit_per_minute: int = Field(30, ge=1)
+    anonymous_rate_limit_burst: int = Field(10, ge=1)
+    # Refused from Content-Length, before parsing or the token check (feedback is 64 KiB at
+    # most; a campaign spec with its reference answers fits easily).
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # How long an HTTP request waits for the store or the broker before answering 503.
+    http_store_timeout_ms: int = Field(1_500, ge=100)
+    gateway_publish_timeout_ms: int = Field(2_000, ge=100)
 
     @field_validator("backend_modules", mode="before")
     @classmethod

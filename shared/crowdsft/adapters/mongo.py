@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, CollectionInvalid, OperationFailure
 
 from crowdsft.settings import Settings
 
+log = structlog.get_logger("crowdsft.mongo")
+
 Document = dict[str, Any]
+ENSURE_ATTEMPTS = 8
 Database = AsyncDatabase[Document]
 
 CONTRIBUTIONS = "contributions"
@@ -66,28 +74,48 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def connect(settings: Settings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+def connect(settings: Settings, timeout_ms: int | None = None) -> AsyncMongoClient[Document]:
+    """`timeout_ms` bounds server selection: an HTTP service answers 503 rather than hang."""
+    options: dict[str, Any] = {"tz_aware": True}
+    if timeout_ms is not None:
+        options["serverSelectionTimeoutMS"] = timeout_ms
+    return AsyncMongoClient(settings.mongo_uri, **options)
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> Database:
     return client[settings.mongo_db]
 
 
-async def ensure_indexes(db: Database) -> None:
-    """Idempotent: every service calls it at start-up, so no deploy step can be forgotten."""
+async def _create_missing(db: Database) -> None:
     existing = set(await db.list_collection_names())
     for name, indexes in INDEXES.items():
         if name not in existing:
-            await db.create_collection(name)
+            with contextlib.suppress(CollectionInvalid):  # another service made it first
+                await db.create_collection(name)
         if indexes:
             await db[name].create_indexes(indexes)
 
 
+async def ensure_indexes(db: Database, attempts: int = ENSURE_ATTEMPTS) -> None:
+    """Idempotent and retried: every service calls it at start-up, all at once on a fresh
+    database, and a store creating the same collection or index for two clients can refuse
+    one of them; so no deploy step can be forgotten and no start order matters."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await _create_missing(db)
+            return
+        except (OperationFailure, CollectionInvalid, AutoReconnect) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("creating collections and indexes failed; retrying",
+                        attempt=attempt, error=str(exc)[:200])  # fmt: skip
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+
+
 @asynccontextmanager
-async def opened(settings: Settings) -> AsyncIterator[Database]:
+async def opened(settings: Settings, timeout_ms: int | None = None) -> AsyncIterator[Database]:
     """The database with every collection and index in place; the client closes on exit."""
-    client = connect(settings)
+    client = connect(settings, timeout_ms)
     try:
         db = database(client, settings)
         await ensure_indexes(db)

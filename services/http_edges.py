@@ -1,0 +1,93 @@
+"""What every HTTP service refuses before it does any work, and how it says it is unavailable.
+
+A body over the limit is refused from its Content-Length (or as soon as a chunked body passes
+it) before anything parses it or checks a token; a store or broker that does not answer is a
+503 with Retry-After within the configured timeout, never a hang.
+"""
+
+from __future__ import annotations
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, WaitQueueTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crowdsft.ratelimit import RateLimiter
+from crowdsft.settings import Settings
+
+RETRY_AFTER_S = 5
+
+
+def _refusal(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Pure ASGI, outermost: counts bytes as they arrive, so memory never holds more."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        detail = f"request body exceeds {self._max_bytes} bytes"
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._max_bytes):
+            await _refusal(413, detail)(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self._max_bytes:
+                    # Answer now and tell the app the client left: whatever it makes of
+                    # that (FastAPI answers 400) is dropped below.
+                    refused = True
+                    await _refusal(413, detail)(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self._app(scope, counted, unless_refused)
+
+
+def _unavailable(what: str) -> JSONResponse:
+    return _refusal(503, f"{what} unavailable; try again", {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+    return _unavailable("store")
+
+
+async def _broker_down(request: Request, exc: Exception) -> JSONResponse:
+    return _unavailable("broker")
+
+
+def anonymous_limiter(settings: Settings) -> RateLimiter:
+    return RateLimiter(
+        settings.anonymous_rate_limit_per_minute, settings.anonymous_rate_limit_burst
+    )
+
+
+def guard_edges(app: FastAPI, max_body_bytes: int) -> None:
+    """The body limit and the 503 answers, installed the same way on every HTTP service."""
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(ConnectionFailure, _store_down)
+    app.add_exception_handler(WaitQueueTimeoutError, _store_down)
+    app.add_exception_handler(KafkaError, _broker_down)
+    app.add_exception_handler(BrokerTimeout, _broker_down)
+
+
+class BrokerTimeout(Exception):
+    """The broker did not take a publish within the gateway's timeout."""
