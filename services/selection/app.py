@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -10,7 +11,7 @@ from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.consuming import batch_records
+from crowdsft.adapters.consuming import ThrottledLog, batch_records
 from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.ledger_store import LedgerStore
@@ -24,6 +25,7 @@ from crowdsft.contracts import (
     PointsAwarded,
     StartRound,
     topics,
+    utc_now,
 )
 from crowdsft.settings import Settings, load_settings
 from services.selection.handler import SelectionHandler
@@ -69,7 +71,31 @@ def create_app(settings: Settings) -> FastStream:
         for campaign_id, record in sorted(first_of.items()):
             await events.guarded(record, partial(handler.on_feedback_accepted, {campaign_id}))
 
+    watching: list[asyncio.Task[None]] = []
+
+    @parts.app.after_startup
+    async def watch_overdue() -> None:
+        watching.append(asyncio.create_task(ask_again_for_overdue(handler, settings)))
+
+    @parts.app.on_shutdown
+    async def stop_watching() -> None:
+        for task in watching:
+            task.cancel()
+
     return parts.app
+
+
+async def ask_again_for_overdue(handler: SelectionHandler, settings: Settings) -> None:
+    """Nothing waits forever for a lost step: each period, rounds still waiting for a
+    candidate after the timeout ask for it again."""
+    timeout = timedelta(seconds=settings.selection_candidate_timeout_s)
+    throttled = ThrottledLog()
+    while True:
+        await asyncio.sleep(timeout.total_seconds() / 2)
+        try:
+            await handler.request_overdue(utc_now() - timeout)
+        except Exception as exc:  # the store or broker is away: the next period tries again
+            throttled.warning("overdue", "could not look for overdue rounds", error=repr(exc))
 
 
 def main() -> None:

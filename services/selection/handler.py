@@ -9,6 +9,8 @@ models are placed and judged is the campaign's backend's (`crowdsft.domain.backe
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
 
 from crowdsft.contracts import (
@@ -139,6 +141,27 @@ class SelectionHandler:
             opened_at=utc_now(),
         )
         return await self._rounds.open(new)
+
+    async def request_overdue(self, opened_before: datetime) -> int:
+        """Ask training again for every candidate a round opened before the given time still
+        lacks (a request or its answer was lost). The requests are the round's own, with the
+        same event ids, so a late original answer and the repeated one count once."""
+        asked = 0
+        for waiting in await self._rounds.waiting_since(opened_before):
+            spec = await self._campaigns.spec(waiting.campaign_id)
+            if spec is None:
+                continue
+            missing = set(waiting.missing_groups())
+            again = [
+                (key, event)
+                for key, event in opening(spec, waiting)
+                if isinstance(event, TrainingRequested) and event.group_index in missing
+            ]
+            await self._publish(again)
+            asked += len(again)
+            log.warning("candidates overdue; asked again", round_id=waiting.round_id,
+                        groups=sorted(missing))  # fmt: skip
+        return asked
 
     # Deciding a round.
 

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     artifact_root: str = ".run/artifacts"
     model_cache: str | None = None
     training_batch_max_records: int = Field(16, ge=1)
+    # A round still missing a candidate this long after it opened asks training again (a
+    # request or its answer was lost). Longer than the slowest candidate takes: a SmolLM2
+    # candidate on a CPU takes minutes, a vector one milliseconds.
+    selection_candidate_timeout_s: float = Field(900.0, gt=0)
     # A round of SmolLM2 on a CPU takes minutes; the consumer must not be dropped meanwhile.
     training_max_poll_interval_ms: int = Field(3_600_000, ge=1_000)
 

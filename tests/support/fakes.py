@@ -111,6 +111,14 @@ class FakeRounds:
     async def by_id(self, rid: str) -> Round | None:
         return self.rounds.get(rid)
 
+    async def waiting_since(self, opened_before: datetime) -> list[Round]:
+        return [
+            r
+            for r in self.rounds.values()
+            if r.status is RoundStatus.OPEN and r.opened_at is not None
+            and r.opened_at < opened_before
+        ]  # fmt: skip
+
     async def open(self, opened: Round) -> Round:
         return self.rounds.setdefault(opened.round_id, opened)
 

@@ -5,6 +5,7 @@ same handlers as processes against the real broker and store."""
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from crowdsft.contracts import (
     RoundOpened,
     ShapleyComputed,
     TrainingRequested,
+    derive_event_id,
     topics,
 )
 from crowdsft.domain.campaign import CampaignSpec, RoundPolicy, streams
@@ -232,3 +234,33 @@ async def test_announcements_go_to_their_event_types_topics() -> None:
         topics.ROUND_DECIDED,
         topics.POINTS_AWARDED,
     } <= by_topic
+
+
+async def test_a_lost_training_request_is_asked_again_and_the_outcome_is_the_engines() -> None:
+    spec = spec_of(rounds=3, rule="rank")
+    world = world_with(spec)
+    lost = 0
+    while world.bus.published:  # the pump, except that round 1's group 2 request is lost
+        topic, _, event = world.bus.published.pop(0)
+        lose = isinstance(event, TrainingRequested) and not lost and event.group_index == 2
+        if lose and event.round_id == round_id("camp", 1):  # type: ignore[attr-defined]
+            lost += 1
+            continue
+        await world.deliver(topic, event)
+    stuck = world.rounds.rounds[round_id("camp", 1)]
+    assert lost == 1 and stuck.status is RoundStatus.OPEN and stuck.missing_groups() == [2]
+    assert stuck.opened_at is not None
+    assert await world.selection.request_overdue(stuck.opened_at) == 0  # not overdue yet
+    assert await world.selection.request_overdue(stuck.opened_at + timedelta(seconds=1)) == 1
+    [(_, _, again)] = world.bus.published
+    assert isinstance(again, TrainingRequested) and again.group_index == 2
+    assert again.event_id == derive_event_id("training.requested", stuck.round_id, 2)
+    await world.pump()
+    engine = engine_run(spec, synthetic_crowd(N_USERS, SEED))
+    state = world.campaigns.states["camp"]
+    assert state.next_round == spec.policy.max_rounds
+    np.testing.assert_allclose(
+        world.measurements.stored[state.model_id].position, engine.model, rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(await world.ledger.points("camp", IDS), engine.points, atol=1e-12)
+    assert await world.selection.request_overdue(stuck.opened_at + timedelta(days=1)) == 0

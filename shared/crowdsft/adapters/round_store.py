@@ -8,6 +8,7 @@ nothing, and two processes racing on one step end with one outcome.
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -145,6 +146,13 @@ class RoundStore:
             .sort("round_index", 1)
             .skip(offset)
             .limit(limit)
+        )
+        return [from_document(doc) async for doc in cursor]
+
+    async def waiting_since(self, opened_before: datetime) -> list[Round]:
+        """Open rounds opened before the given time, in every campaign."""
+        cursor = self._rounds.find(
+            {"status": RoundStatus.OPEN.value, "opened_at": {"$lt": opened_before}}
         )
         return [from_document(doc) async for doc in cursor]
 

@@ -51,6 +51,10 @@ class Rounds(Protocol):
 
     async def by_id(self, round_id: str) -> Round | None: ...
 
+    async def waiting_since(self, opened_before: datetime) -> list[Round]:
+        """Rounds still open that opened before the given time."""
+        ...
+
     async def open(self, opened: Round) -> Round:
         """Insert a new round; if it exists already (a replay), the stored one wins."""
         ...

@@ -134,8 +134,7 @@ class Round(BaseModel):
     def decide(self, decision: Decision, at: datetime) -> Round:
         self._require(RoundStatus.OPEN, "decide")
         if not self.complete:
-            missing = sorted(set(range(self.opening.n_groups)) - set(self.candidates))
-            raise RoundStepError(f"{self.round_id} still waits for groups {missing}")
+            raise RoundStepError(f"{self.round_id} still waits for groups {self.missing_groups()}")
         if [c.group_index for c in decision.candidates] != list(range(self.opening.n_groups)):
             raise RoundStepError("a decision judges every group's candidate, in group order")
         update = {"status": RoundStatus.DECIDED, "decision": decision, "decided_at": at}
@@ -166,6 +165,9 @@ class Round(BaseModel):
     def complete(self) -> bool:
         """Every group's candidate is in."""
         return len(self.candidates) == self.opening.n_groups
+
+    def missing_groups(self) -> list[int]:
+        return sorted(set(range(self.opening.n_groups)) - set(self.candidates))
 
     @property
     def contributor_ids(self) -> list[str]:
