@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
     mongo_db: str = "crowdsft"
+    # Writes acknowledged only once journaled on a majority (`w: majority, j: true`).
+    mongo_durable_writes: bool = True
 
     intake_batch_max_records: int = Field(2_000, ge=1)
     intake_batch_timeout_ms: int = Field(50, ge=1)

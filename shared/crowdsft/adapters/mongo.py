@@ -13,6 +13,7 @@ import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, CollectionInvalid, OperationFailure
+from pymongo.write_concern import WriteConcern
 
 from crowdsft.settings import Settings
 
@@ -82,8 +83,15 @@ def connect(settings: Settings, timeout_ms: int | None = None) -> AsyncMongoClie
     return AsyncMongoClient(settings.mongo_uri, **options)
 
 
+# An acknowledged write survives a crash of the store: on SecantusDB a SIGKILL lost 600 of
+# 42,000 acknowledged inserts with the default and none of 35,500 with this
+# (bench/store_crash.py); on a MongoDB replica set it waits for a majority's journals.
+DURABLE = WriteConcern("majority", j=True)
+
+
 def database(client: AsyncMongoClient[Document], settings: Settings) -> Database:
-    return client[settings.mongo_db]
+    db = client[settings.mongo_db]
+    return db.with_options(write_concern=DURABLE) if settings.mongo_durable_writes else db
 
 
 async def _create_missing(db: Database) -> None:
