@@ -76,6 +76,9 @@ class Lineage(BaseModel):
     models: list[ModelEntry]
 
 
+MAX_OFFSET = 1_000_000_000  # far past any campaign's rounds, and inside what a store can skip
+
+
 def create_app(settings: Settings) -> FastAPI:
     load_plugins(settings.backend_modules)
 
@@ -187,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request,
         campaign_id: CampaignId,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Rounds:
         """Public: rounds oldest first, with their groups and, once decided, the outcome."""
         await known_campaign(request, campaign_id)

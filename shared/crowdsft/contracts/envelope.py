@@ -14,6 +14,9 @@ CROWDSFT_NAMESPACE = uuid.UUID("5b0f8f0e-6a3c-4c55-9d0e-2b9b5ad3c7a1")
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
 
+# The largest integer MongoDB stores (signed 64-bit): a bound on every integer a client sets.
+MAX_STORED_INT = 2**63 - 1
+
 
 def derive_event_id(*parts: object) -> str:
     """A stable id for an event derived from others (replays produce the same id)."""

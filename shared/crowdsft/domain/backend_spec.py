@@ -29,7 +29,7 @@ class CampaignFacts(Protocol):
 class BackendSpec(BaseModel):
     """Subclasses name their `kind` as a Literal with that default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: str
 

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from crowdsft.contracts.envelope import ID_PATTERN
+from crowdsft.contracts.envelope import ID_PATTERN, MAX_STORED_INT
 from crowdsft.domain.backend_spec import SPEC_TYPES, BackendSpec, parse_backend_spec
 from crowdsft.engine.evaluation import EVALUATIONS
 from crowdsft.engine.experiment import run_streams
@@ -60,15 +60,15 @@ class RoundPolicy(BaseModel):
     """`manual`: each round starts on `crowdsft round start`. `auto`: the first round starts
     once `min_contributions` accepted contributions wait, each next one when the last is scored."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: Literal["manual", "auto"] = "manual"
-    min_contributions: int = Field(1, ge=1)
+    min_contributions: int = Field(1, ge=1, le=MAX_STORED_INT)
     max_rounds: int = Field(30, ge=1, le=100_000)
 
 
 class CampaignSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     campaign_id: str = Field(pattern=ID_PATTERN)
     name: str = ""
@@ -89,8 +89,8 @@ class CampaignSpec(BaseModel):
         description='The training backend: {"kind": "vector"} (the default) or another.',
     )
     policy: RoundPolicy = RoundPolicy()
-    seed: int = Field(0, ge=0)
-    shapley_every: int = Field(1, ge=1, description="Recompute Shapley every k rounds.")
+    seed: int = Field(0, ge=0, le=MAX_STORED_INT)
+    shapley_every: int = Field(1, ge=1, le=100_000, description="Recompute Shapley every k rounds.")
     shapley_rel_error: float = Field(0.01, gt=0, le=1)
 
     @field_validator("grouping", "evaluation", "points_rule")
@@ -115,7 +115,7 @@ class CampaignSpec(BaseModel):
 class CampaignState(BaseModel):
     """Where selection stands: the current model, the next round and the random stream."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     next_round: int = Field(ge=0)
     model_id: str

@@ -23,6 +23,7 @@ Precision = Literal["auto", "float32", "int8", "bfloat16"]
 PHI_DIMS: dict[str, int] = {"emotion": 28, "minilm": 384}
 
 PAPER_PROMPT = "write a reddit comment."
+SEED_MAX = 2**63 - 1  # MongoDB's largest integer: a seed is stored with the campaign
 HELDOUT_PROMPTS = (
     "write a short reddit comment.",
     "reply to a reddit thread with a comment.",
@@ -32,33 +33,35 @@ HELDOUT_PROMPTS = (
 class SftHyperparameters(BaseModel):
     """LoRA fine-tuning; loss on the response tokens only, each example weighted."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     lora_r: int = Field(16, ge=1, le=256)
-    lora_alpha: int = Field(32, ge=1)
+    lora_alpha: int = Field(32, ge=1, le=4_096)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     epochs: int = Field(3, ge=1, le=100)
     learning_rate: float = Field(5e-4, gt=0, le=1)
-    batch_size: int = Field(8, ge=1)
-    max_length: int = Field(128, ge=8, description="Tokens per example, prompt included.")
-    seed: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1, le=4_096)
+    max_length: int = Field(
+        128, ge=8, le=32_768, description="Tokens per example, prompt included."
+    )
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
 
 class SamplingConfig(BaseModel):
     """How a model's outputs are drawn for evaluation (K samples per prompt)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     samples: int = Field(50, ge=1, le=10_000)
     max_new_tokens: int = Field(48, ge=1, le=1_024)
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0, le=100)
     # transformers' `generate` applied top-k 50 before top-p unless told otherwise; every
     # earlier measurement used it, so it is the default here, said out loud (0: off).
-    top_k: int = Field(50, ge=0)
+    top_k: int = Field(50, ge=0, le=1_000_000)
     top_p: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(50, ge=1)
-    seed: int = Field(0, ge=0)
+    batch_size: int = Field(50, ge=1, le=10_000)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     precision: Precision = "auto"
 
 
@@ -66,7 +69,7 @@ class LlmSpec(BaseModel):
     """A `lora` campaign's model side. Selection scores on `eval_prompts`; the judge re-scores
     the winner on `heldout_prompts`, which no candidate was picked on."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     base_model: BaseModelName = "smollm2-135m-instruct"
     phi: PhiName = "emotion"
