@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from crowdsft.contracts import TOPIC_EVENTS, topics
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "selection", "training", "scoring", "shapley", "gateway", "balances")
@@ -30,25 +34,40 @@ def compose() -> dict[str, Any]:
     return document
 
 
-@pytest.mark.docker
-def test_docker_compose_config_accepts_the_file() -> None:
+SECRETS = ("MONGO_PASSWORD", *(f"KAFKA_PASSWORD_{n.upper()}" for n in (
+    "intake", "selection", "training", "scoring", "shapley", "gateway", "operator")))  # fmt: skip
+
+
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose CLI on this machine")
-    result = subprocess.run(
+    return subprocess.run(
         [*command, "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
         capture_output=True,
         text=True,
         check=False,
         cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k not in SECRETS} | env,
     )
+
+
+@pytest.mark.docker
+def test_docker_compose_config_accepts_the_file_once_every_secret_is_set() -> None:
+    result = compose_config(dict.fromkeys(SECRETS, "not-a-real-secret"))
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.docker
+def test_docker_compose_refuses_to_start_without_its_secrets() -> None:
+    result = compose_config({})
+    assert result.returncode != 0 and "set " in result.stderr
 
 
 def test_production_parts_are_there(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
-    assert "--replSet" in services["mongo"]["command"]
+    assert "--replSet" in " ".join(services["mongo"]["command"])
     assert "--head" in services["ray-head"]["command"]
     gpus = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert gpus[0]["capabilities"] == ["gpu"]
@@ -64,8 +83,61 @@ def test_each_service_runs_replicated_with_settings_only(
     env = service["environment"]
     assert env["CROWDSFT_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert "replicaSet" in env["CROWDSFT_MONGO_URI"]
-    # Secrets pass through from the operator's shell, never a default in the file.
-    assert env["CROWDSFT_KAFKA_SASL_PASSWORD"] is None
+    # Secrets come from the operator's environment, required, never a default in the file.
+    assert re.search(r"mongodb://crowdsft:\$\{MONGO_PASSWORD:\?[^}]*\}@", env["CROWDSFT_MONGO_URI"])
+    if name != "balances":  # the read API talks to MongoDB only
+        assert env["CROWDSFT_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert env["CROWDSFT_KAFKA_SASL_USERNAME"] == name
+        assert env["CROWDSFT_KAFKA_SASL_PASSWORD"] == (
+            f"${{KAFKA_PASSWORD_{name.upper()}:?set KAFKA_PASSWORD_{name.upper()}}}"
+        )
+
+
+def test_production_is_secure_by_default(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_LISTENERS"].startswith("SASL_PLAINTEXT://:9092,")
+    assert "PLAINTEXT://:" not in kafka["KAFKA_LISTENERS"].replace("SASL_PLAINTEXT://:", "")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert "StandardAuthorizer" in kafka["KAFKA_AUTHORIZER_CLASS_NAME"]
+    mongo = services["mongo"]
+    assert mongo["environment"]["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGO_PASSWORD:?")
+    assert "--keyFile" in " ".join(mongo["command"])
+    ray = services["ray-head"]
+    assert "ports" not in ray and "--dashboard-host=127.0.0.1" in ray["command"]
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"gateway", "balances"}
+
+
+def grants() -> dict[str, set[tuple[str, str, str]]]:
+    table: dict[str, set[tuple[str, str, str]]] = {}
+    for line in (REPO / "infra" / "kafka" / "acls.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            user, operation, kind, name = line.split()
+            table.setdefault(user, set()).add((operation, kind, name))
+    return table
+
+
+@pytest.mark.parametrize("name", [s for s in SERVICES if s != "balances"])
+def test_each_principal_may_read_its_inputs_and_write_only_what_it_publishes(name: str) -> None:
+    """The ACL table against the code: the topics a service subscribes to, and the events it
+    builds (plus the dead-letter topic every consumer writes)."""
+    source = "\n".join(p.read_text() for p in (REPO / "services" / name).glob("*.py"))
+    subscribed = {getattr(topics, t) for t in re.findall(r"topics\.([A-Z_]+)", source)}
+    built = {t for t, event in TOPIC_EVENTS.items() if re.search(rf"\b{event.__name__}\(", source)}
+    consumes = bool(subscribed)
+    expected = (
+        {("Read", "topic", t) for t in subscribed}
+        | ({("Read", "group", f"crowdsft-{name}")} if consumes else set())
+        | {("Write", "topic", t) for t in built}
+        | ({("Write", "topic", topics.DEAD_LETTERS)} if consumes else set())
+    )
+    assert grants()[name] == expected
+
+
+def test_every_topic_is_created_by_the_set_up() -> None:
+    named = {n for user in grants().values() for _, kind, n in user if kind == "topic"}
+    assert named == set(TOPIC_EVENTS)
 
 
 def test_training_reaches_the_ray_cluster_with_shared_artifacts(compose: dict[str, Any]) -> None:

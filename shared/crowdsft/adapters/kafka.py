@@ -13,7 +13,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -95,7 +99,13 @@ async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS
         existing = set(await admin.list_topics())
         missing = [name for name in TOPIC_EVENTS if name not in existing]
         for name in missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
+            # Under ACLs a service sees only its own topics and may create none: the
+            # operator's set-up made them (infra/kafka/start-secure.sh).
+            with contextlib.suppress(
+                TopicAlreadyExistsError,
+                TopicAuthorizationFailedError,
+                ClusterAuthorizationFailedError,
+            ):
                 await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
     finally:
         await admin.close()
