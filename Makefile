@@ -46,6 +46,8 @@ bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/intake.py
 	$(PY) bench/rounds.py
 	$(PY) bench/shapley.py
+	$(PY) bench/sybil.py
+	$(PY) bench/store_crash.py
 	$(PY) bench/lora.py
 
 bench-sweep: $(STAMP)  ## the paper's full grid; slow
