@@ -38,6 +38,7 @@ from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.domain.round import Round, RoundStatus
+from crowdsft.domain.text import canonical
 from crowdsft.engine.stats import pearson, spearman
 from crowdsft.llm.config import PAPER_PROMPT
 from crowdsft.settings import Settings
@@ -280,7 +281,11 @@ async def open_campaign(
     spec: CampaignSpec,
     console: Console,
 ) -> dict[str, int]:
-    """Create the campaign and send the crowd's demonstrations; rounds start on their own."""
+    """Create the campaign and send the crowd's demonstrations; rounds start on their own,
+    once every distinct one is stored (copies are refused, so they are not waited for)."""
+    distinct = len({canonical(text) for _, text in texts})
+    policy = spec.policy.model_copy(update={"min_contributions": distinct})
+    spec = spec.model_copy(update={"policy": policy})
     await CampaignStore(db).create_with_spec(spec)
     sent = await submit(settings, gateway, spec, tokens, texts)
     console.print(

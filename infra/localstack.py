@@ -150,20 +150,44 @@ def start_broker(run_dir: Path, kafka_port: int, storage: str, s3_env: dict[str,
     return pid
 
 
+def store_argv(port: int, path: Path) -> list[str]:
+    return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", str(path), "--log-level", "WARNING"]  # fmt: skip
+
+
+def start_store(run_dir: Path, port: int, path: Path) -> int:
+    (run_dir / "store.json").write_text(json.dumps({"port": port, "path": str(path)}))
+    return spawn(run_dir, "mongo", store_argv(port, path))
+
+
+def _kill(run_dir: Path, name: str, kill: bool) -> None:
+    pid = read_pid(run_dir, name)
+    if pid is None or not pid_alive(pid):
+        return
+    if not kill:
+        stop_pid(pid)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.02)
+
+
+def restart_store(run_dir: Path, kill: bool = True) -> None:
+    """Stop the store (SIGKILL by default) and start it again on its port and files."""
+    run_dir = run_dir.resolve()
+    config = json.loads((run_dir / "store.json").read_text())
+    _kill(run_dir, "mongo", kill)
+    pid = start_store(run_dir, config["port"], Path(config["path"]))
+    wait_for_port(config["port"], pid, "secantusdb")
+
+
 def restart_broker(run_dir: Path, kill: bool = True) -> None:
     """Stop the broker (SIGKILL by default, as in a crash) and start it again on its port and
     storage: with s3 storage every record and committed offset is still there."""
     run_dir = run_dir.resolve()
     config = json.loads((run_dir / "broker.json").read_text())
-    pid = read_pid(run_dir, "kafka")
-    if pid is not None and pid_alive(pid):
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.02)
-        else:
-            stop_pid(pid)
+    _kill(run_dir, "kafka", kill)
     pid = start_broker(run_dir, config["port"], config["storage"], config["s3_env"])
     wait_for_port(config["port"], pid, "tansu")
 
@@ -175,6 +199,7 @@ def is_up(run_dir: Path) -> bool:
 
 def up(run_dir: Path, storage: str | None = None) -> dict[str, str]:
     run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
     if is_up(run_dir):
         print(f"local stack already up ({run_dir / 'env'})")
         return read_env(run_dir)
@@ -190,23 +215,7 @@ def up(run_dir: Path, storage: str | None = None) -> dict[str, str]:
     mongo_dir = run_dir / "data" / "mongo"
     shutil.rmtree(mongo_dir, ignore_errors=True)
     mongo_dir.mkdir(parents=True)
-    mongo_pid = spawn(
-        run_dir,
-        "mongo",
-        [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mongo_port),
-            "--storage-path",
-            str(mongo_dir),
-            "--log-level",
-            "WARNING",
-        ],
-    )
+    mongo_pid = start_store(run_dir, mongo_port, mongo_dir)
     env = {
         "CROWDSFT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         # retryWrites=false: SecantusDB slows to ~40 writes/s after ~10k retryable writes.

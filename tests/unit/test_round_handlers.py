@@ -22,6 +22,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.domain.campaign import CampaignSpec, RoundPolicy, streams
 from crowdsft.domain.ids import candidate_model_id, round_id
+from crowdsft.domain.measurement import Measurement
 from crowdsft.domain.round import RoundStatus, RoundStep, RoundStepError
 from crowdsft.domain.steps import engine_run, synthetic_crowd
 from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
@@ -264,3 +265,27 @@ async def test_a_lost_training_request_is_asked_again_and_the_outcome_is_the_eng
     )
     np.testing.assert_allclose(await world.ledger.points("camp", IDS), engine.points, atol=1e-12)
     assert await world.selection.request_overdue(stuck.opened_at + timedelta(days=1)) == 0
+
+
+async def test_a_vector_candidate_measured_anywhere_but_training_is_refused() -> None:
+    """Even a measurement written straight into the store (the target itself, which would
+    win) is refused: selection recomputes every vector candidate from the stored crowd."""
+    spec = spec_of(mode="manual", rounds=1)
+    world = world_with(spec)
+    await world.pump()
+    await world.selection.on_start_round(world.start("camp", 0))
+    requests = [e for _, _, e in world.bus.take() if isinstance(e, TrainingRequested)]
+    forged_id = candidate_model_id(round_id("camp", 0), 1)
+    world.measurements.stored[forged_id] = Measurement(
+        model_id=forged_id, campaign_id="camp", artifact_ref="artifacts:forged",
+        position=list(spec.target),
+    )  # fmt: skip
+    for request in requests:
+        await world.training.on_training_requested(request)
+    trained = [e for _, _, e in world.bus.take()]
+    for event in trained[:-1]:
+        await world.selection.on_candidate_trained(event)
+    with pytest.raises(RoundStepError, match="is not what the vector backend computes"):
+        await world.selection.on_candidate_trained(trained[-1])
+    assert world.rounds.rounds[round_id("camp", 0)].status is RoundStatus.OPEN
+    assert world.ledger.entries == []

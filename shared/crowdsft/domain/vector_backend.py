@@ -19,8 +19,8 @@ from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.crowd import Contribution, CrowdSnapshot, crowd_snapshot
 from crowdsft.domain.ids import root_artifact_ref, root_model_id
 from crowdsft.domain.measurement import Measurement
-from crowdsft.domain.round import Decision, Round
-from crowdsft.domain.steps import decision_of, judge
+from crowdsft.domain.round import Decision, Round, RoundStepError
+from crowdsft.domain.steps import decision_of, judge, vector_candidate
 from crowdsft.engine.evaluation import l2_distance
 
 
@@ -66,9 +66,35 @@ class VectorPlacement:
     ) -> Decision:
         positions = np.asarray([c.position for c in candidates], dtype=np.float64)
         base_position = np.asarray(base.position, dtype=np.float64)
+        _check_computed(spec, round_, base_position, positions, candidates)
         outcome, rng_after = judge(spec, base_position, positions, round_.opening.rng_state)
         distances = l2_distance(positions, np.asarray(spec.target, dtype=np.float64))
         return decision_of(outcome, rng_after, base, candidates, distances)
+
+
+def _check_computed(
+    spec: CampaignSpec,
+    round_: Round,
+    base: np.ndarray,
+    positions: np.ndarray,
+    candidates: Sequence[Measurement],
+) -> None:
+    """A vector candidate is fully determined by the stored crowd: recompute each group's
+    and refuse a round whose measured candidate differs (a measurement not made by training)."""
+    opening = round_.opening
+    if opening.positions is None:
+        raise RoundStepError(f"{round_.round_id} has no stored crowd positions")
+    users = np.asarray(opening.positions, dtype=np.float64)
+    weights = np.asarray(opening.points, dtype=np.float64) ** 2
+    labels = np.asarray(opening.labels)
+    for group, measured in enumerate(positions):
+        members = labels == group
+        expected = vector_candidate(base, users[members], weights[members], spec.delta)
+        if not np.allclose(measured, expected, rtol=0, atol=1e-9):
+            raise RoundStepError(
+                f"candidate {candidates[group].model_id} is not what the vector backend "
+                "computes from the round's stored crowd: refused"
+            )
 
 
 VECTOR = register(
