@@ -34,9 +34,37 @@ def _skeleton_char(char: str) -> str:
     return char
 
 
+def _folded(text: str) -> str:
+    """NFKC and case folding until stable: folding can undo NFKC (U+0345 folds to Greek iota)."""
+    for _ in range(4):
+        again = unicodedata.normalize("NFKC", text.casefold())
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _skeleton(text: str) -> str:
+    return "".join(_skeleton_char(char) for char in text)
+
+
+def _once(text: str) -> str:
+    # Look-alikes are mapped before folding (Cyrillic capital Te is a Latin T, its small form
+    # is not a Latin t) and again after it (folding makes new ones: U+0345 folds to iota).
+    return " ".join(_skeleton(_folded(_skeleton(_folded_nfkc(text)))).casefold().split())
+
+
+def _folded_nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
 def canonical(text: str | None) -> str:
-    """NFKC, invisible characters dropped, homoglyphs to Latin, case folded, punctuation and
-    runs of whitespace to one space."""
-    folded = unicodedata.normalize("NFKC", text or "")
-    skeleton = "".join(_skeleton_char(char) for char in folded).casefold()
-    return " ".join(skeleton.split())
+    """NFKC and case folded, invisible characters dropped, homoglyphs to Latin, punctuation
+    and runs of whitespace to one space. Idempotent: a canonical text is its own canonical."""
+    current = _once(text or "")
+    for _ in range(3):
+        again = _once(current)
+        if again == current:
+            break
+        current = again
+    return current
