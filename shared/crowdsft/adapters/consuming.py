@@ -167,14 +167,6 @@ class EventReader:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def parse(self, message: StreamMessage[Any], model: type[M]) -> M | None:
-        return await self.parse_record(message.raw_message, model)
-
-    async def parse_records(self, message: StreamMessage[Any], model: type[M]) -> list[M]:
-        """A batch subscriber's records, each parsed (or dead-lettered) on its own."""
-        parsed = [await self.parse_record(record, model) for record in batch_records(message)]
-        return [event for event in parsed if event is not None]
-
     async def parse_record(self, record: Any, model: type[M]) -> M | None:
         try:
             # pydantic's parser bounds nesting depth itself and never trusts a header.
