@@ -197,6 +197,25 @@ def is_up(run_dir: Path) -> bool:
     return (run_dir / "env").exists() and all(p is not None and pid_alive(p) for p in pids)
 
 
+# Tansu joins groups in ~session_timeout/2, so small timeouts keep joins near 1 s, and it
+# answers an idle fetch only at its deadline, so a short one keeps hops between services short.
+# On the S3 engine every heartbeat rewrites the group's object and every fetch lists the
+# partition's objects on the single-threaded local S3 server, which at those rates falls
+# behind (measured: 60 requests/s, a backlog that never drained): beat and poll less often.
+GROUP_TIMING = {
+    "memory": {
+        "CROWDSFT_KAFKA_SESSION_TIMEOUT_MS": "1000",
+        "CROWDSFT_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
+        "CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS": "20",
+    },
+    "s3": {
+        "CROWDSFT_KAFKA_SESSION_TIMEOUT_MS": "4000",
+        "CROWDSFT_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        "CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS": "200",
+    },
+}
+
+
 def up(run_dir: Path, storage: str | None = None) -> dict[str, str]:
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,11 +239,7 @@ def up(run_dir: Path, storage: str | None = None) -> dict[str, str]:
         "CROWDSFT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         # retryWrites=false: SecantusDB slows to ~40 writes/s after ~10k retryable writes.
         "CROWDSFT_MONGO_URI": f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false",
-        # Tansu joins groups in ~session_timeout/2: small timeouts keep joins near 1 s.
-        "CROWDSFT_KAFKA_SESSION_TIMEOUT_MS": "1000",
-        "CROWDSFT_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
-        # Tansu answers an idle fetch only at its deadline: keep hops between services short.
-        "CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS": "20",
+        **GROUP_TIMING[storage],
     }
     try:
         wait_for_port(kafka_port, kafka_pid, "tansu")

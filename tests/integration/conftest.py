@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -12,7 +10,7 @@ from pymongo import AsyncMongoClient
 from crowdsft.adapters import mongo
 from crowdsft.adapters.kafka import ensure_topics
 from crowdsft.settings import Settings, settings_from
-from tests.support.stack import localstack
+from tests.support.stack import private_stack
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private stack per module: tests in different modules never see each other's topics."""
-    run_dir: Path = tmp_path_factory.mktemp("stack")
-    stack = localstack()
-    env = stack.up(run_dir)
-    env = {**env, "CROWDSFT_MONGO_DB": f"crowdsft_{uuid.uuid4().hex[:8]}", "CROWDSFT_ENV_FILE": ""}
-    try:
+    with private_stack(tmp_path_factory.mktemp("stack"), "crowdsft") as env:
         yield env
-    finally:
-        stack.down(run_dir, quiet=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.settings import Settings
 from services.gateway.app import create_app
-from tests.support.stack import ServiceProcess, localstack
+from tests.support.stack import ServiceProcess, localstack, private_stack
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +33,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack_env(run_dir: Path) -> Iterator[dict[str, str]]:
-    stack = localstack()
-    env = stack.up(run_dir, storage="s3")
-    try:
-        yield {
-            **env,
-            "CROWDSFT_MONGO_DB": f"durable_{uuid.uuid4().hex[:8]}",
-            "CROWDSFT_ENV_FILE": "",
-        }
-    finally:
-        stack.down(run_dir, quiet=True)
+    with private_stack(run_dir, "durable", storage="s3") as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.settings import Settings
 from services.balances.app import create_app as balances_app
 from services.gateway.app import create_app as gateway_app
-from tests.support.stack import localstack
+from tests.support.stack import localstack, private_stack
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +35,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def stack_env(run_dir: Path) -> Iterator[dict[str, str]]:
     """This module's own stack: its last tests kill the broker and the store."""
-    stack = localstack()
-    env = stack.up(run_dir)
-    try:
-        yield {**env, "CROWDSFT_MONGO_DB": f"edges_{uuid.uuid4().hex[:8]}", "CROWDSFT_ENV_FILE": ""}
-    finally:
-        stack.down(run_dir, quiet=True)
+    with private_stack(run_dir, "edges") as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

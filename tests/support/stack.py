@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +20,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def localstack() -> ModuleType:
     return infra_localstack
+
+
+@contextmanager
+def private_stack(run_dir: Path, name: str, storage: str | None = None) -> Iterator[dict[str, str]]:
+    """A broker and a store of one's own, with a fresh database name: tests that kill them, or
+    share nothing with another module, start one each. `CROWDSFT_ENV_FILE` is emptied so that
+    services started with this env never read a developer's `.run/env`."""
+    stack = localstack()
+    env = stack.up(run_dir, storage=storage)
+    try:
+        database = f"{name}_{uuid.uuid4().hex[:8]}"
+        yield {**env, "CROWDSFT_MONGO_DB": database, "CROWDSFT_ENV_FILE": ""}
+    finally:
+        stack.down(run_dir, quiet=True)
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
