@@ -24,6 +24,7 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, make_broker
+from crowdsft.adapters.rate_limit_store import LocalRateLimit, RateLimit, SharedRateLimit
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
@@ -36,7 +37,7 @@ from crowdsft.contracts.feedback import (
 )
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.campaign import CampaignSpec
-from crowdsft.ratelimit import RateLimiter
+from crowdsft.ratelimit import RateLimiter, Windows
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
 from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges
@@ -75,11 +76,17 @@ class CampaignReceipt(BaseModel):
     campaign_id: str
 
 
+def contributor_rate_limit(settings: Settings, db: mongo.Database) -> RateLimit:
+    per_minute, burst = settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst
+    if settings.gateway_rate_limit_shared:
+        return SharedRateLimit(db, Windows(per_minute, burst))
+    return LocalRateLimit(RateLimiter(per_minute, burst))
+
+
 def create_app(settings: Settings) -> FastAPI:
     load_plugins(settings.backend_modules)
     broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
-    limiter = RateLimiter(settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst)
     publish_timeout_s = settings.gateway_publish_timeout_ms / 1000
 
     @asynccontextmanager
@@ -87,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             await ensure_topics(settings)
             app.state.anonymous_limiter = anonymous_limiter(settings)
+            app.state.rate_limit = contributor_rate_limit(settings, db)
             app.state.contributors = ContributorStore(db)
             app.state.campaigns = CampaignStore(db)
             app.state.operator_token_sha256 = settings.gateway_operator_token_sha256
@@ -98,10 +106,11 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(broker.stop(), SHUTDOWN_S)
 
-    async def rate_limited(contributor: CurrentContributor) -> Contributor:
+    async def rate_limited(request: Request, contributor: CurrentContributor) -> Contributor:
         """Before body validation, so invalid requests count too; async so it runs on the
         event loop, never in a thread pool that would race on the limiter's buckets."""
-        decision = limiter.acquire(contributor.contributor_id)
+        rate_limit: RateLimit = request.app.state.rate_limit
+        decision = await rate_limit.acquire(contributor.contributor_id)
         if not decision.allowed:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,

@@ -1,4 +1,9 @@
-"""Per-contributor token buckets: pure logic, the clock is injected so tests need no sleep."""
+"""Rate limits: pure logic, the clock injected so tests need no sleep.
+
+Two forms of one limit (`burst` at once, `per_minute` on average): a token bucket per key in
+one process, and fixed windows whose counters live in a shared store, so that every gateway
+replica counts the same requests (`adapters.rate_limit_store`).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,8 @@ class _Bucket:
 class RateLimiter:
     """A token bucket per key: `burst` requests at once, then `per_minute` on average.
 
-    In-process state: with several gateway replicas each enforces the limit on its own, so
-    a contributor gets up to replicas x the limit. A limiter shared between replicas (in
-    Redis, say) is future work.
+    In-process state: with several replicas each enforces the limit on its own, so a key
+    gets up to replicas x the limit; `Windows` is the form a shared counter can hold.
     """
 
     def __init__(
@@ -70,3 +74,31 @@ class RateLimiter:
             for key, bucket in self._buckets.items()
             if now - bucket.updated_at < refill_s
         }
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int
+    ends_at: float
+
+
+class Windows:
+    """Fixed windows of `burst / rate` seconds, each allowing `burst` requests: the same
+    average as the bucket, at most two bursts back to back across a window's edge, and a
+    state that is one counter per key and window, which any store can increment atomically."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        if per_minute < 1 or burst < 1:
+            raise ValueError("per_minute and burst must be at least 1")
+        self.burst = burst
+        self.seconds = burst / (per_minute / 60.0)
+
+    def at(self, now: float) -> Window:
+        index = int(now // self.seconds)
+        return Window(index, (index + 1) * self.seconds)
+
+    def decide(self, count: int, window: Window, now: float) -> Decision:
+        """`count` is this request's number in its window, itself included."""
+        if count <= self.burst:
+            return Decision(True)
+        return Decision(False, max(0.0, window.ends_at - now))

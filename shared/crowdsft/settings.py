@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     gateway_operator_token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     gateway_rate_limit_per_minute: int = Field(60, ge=1)
     gateway_rate_limit_burst: int = Field(10, ge=1)
+    # Shared: every replica counts in MongoDB, so the limit holds however many there are
+    # (one store round trip per submission); off: each replica keeps its own buckets.
+    gateway_rate_limit_shared: bool = True
     # Requests without a valid token, limited per client address: guessing tokens is slow.
     anonymous_rate_limit_per_minute: int = Field(30, ge=1)
     anonymous_rate_limit_burst: int = Field(10, ge=1)

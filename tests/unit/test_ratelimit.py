@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crowdsft.ratelimit import RateLimiter
+from crowdsft.ratelimit import RateLimiter, Windows
 
 
 class FakeClock:
@@ -63,3 +63,14 @@ def test_memory_is_bounded_by_forgetting_full_buckets() -> None:
 def test_rejects_nonsense_limits() -> None:
     with pytest.raises(ValueError):
         RateLimiter(per_minute=0, burst=1)
+
+
+def test_windows_allow_a_burst_per_window_and_say_when_the_next_opens() -> None:
+    windows = Windows(per_minute=30, burst=5)  # 5 per 10 s: 30 a minute on average
+    window = windows.at(1_003.0)
+    assert (window.index, window.ends_at) == (100, 1_010.0)
+    assert [windows.decide(n, window, 1_003.0).allowed for n in range(1, 7)] == [True] * 5 + [False]
+    assert windows.decide(6, window, 1_003.0).retry_after_s == pytest.approx(7.0)
+    assert windows.at(1_010.0).index == 101
+    with pytest.raises(ValueError):
+        Windows(per_minute=0, burst=1)

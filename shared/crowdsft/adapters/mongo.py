@@ -34,6 +34,7 @@ ROUNDS = "rounds"
 MODELS = "models"
 ARTIFACTS = "artifacts"
 SHAPLEY = "shapley"
+RATE_LIMITS = "rate_limits"
 
 INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by content hash and event id through `_id` alone: see contribution_store.
@@ -72,6 +73,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
     SHAPLEY: [],
     ARTIFACTS: [],
+    RATE_LIMITS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl")],
 }
 
 
