@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from crowdsft.adapters.consuming import EventReader
 from crowdsft.contracts import TOPIC_EVENTS, EventDeadLettered, FeedbackSubmitted
-from crowdsft.domain.text import canonical
+from crowdsft.domain.text import canonical, unicode_canonical
 from crowdsft.feedback import Malformed, Parsed, RawRecord, parse_record
 from tests.support.fakes import FakeBus, FakeRecord
 
@@ -91,3 +91,9 @@ def test_every_internal_decoder_answers_with_an_event_or_a_dead_letter(
         assert letter.original.length == len(value)
     else:
         assert isinstance(event, TOPIC_EVENTS[topic]) and bus.published == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_the_ascii_fast_path_equals_the_general_path(text: str) -> None:
+    assert canonical(text) == unicode_canonical(text)
