@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -36,10 +37,51 @@ from crowdsft.adapters.feedback_producer import FeedbackProducer  # noqa: E402
 from crowdsft.adapters.kafka import ensure_topics, make_broker  # noqa: E402
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, topics, utc_now  # noqa: E402
 from crowdsft.settings import Settings, settings_from  # noqa: E402
+from tests.support.corpus import WORDS  # noqa: E402
 from tests.support.stack import ServiceProcess, localstack, wait_until  # noqa: E402
 
 TARGET_EVENTS_PER_S = 3_000
 SEND_CHUNK = 100
+
+
+def comment(n: int) -> str:
+    """Distinct comments of 30-45 filler words (about 250 characters): none is a copy or a
+    near-copy of another, and each is long enough for a near-copy signature and band keys,
+    the most intake does for a valid submission."""
+    rng = random.Random(n)
+    return f"benchmark comment {n}: " + " ".join(rng.choices(WORDS, k=rng.randint(30, 45)))
+
+
+def per_text_microseconds(texts: int = 2_000) -> dict[str, float]:
+    """What intake spends on one valid text outside I/O: its content hash (the canonical
+    text's pass) and its near-copy signature (MinHash of that canonical text); the median
+    of five passes."""
+    from crowdsft.domain import near_copies
+    from crowdsft.domain.text import canonical
+    from crowdsft.feedback import content_hash
+
+    events = [
+        FeedbackSubmitted(
+            event_id=new_event_id(), producer="bench", campaign_id="bench", contributor_id="u",
+            prompt="write a reddit comment.", response=comment(n), client_timestamp=utc_now(),
+        )
+        for n in range(texts)
+    ]  # fmt: skip
+    canonical_texts = [canonical(event.response) for event in events]
+
+    def median_us(step: Callable[[int], object]) -> float:
+        passes = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for n in range(texts):
+                step(n)
+            passes.append((time.perf_counter() - started) / texts * 1e6)
+        return round(float(np.median(passes)), 1)
+
+    return {
+        "content_hash": median_us(lambda n: content_hash(events[n])),
+        "near_copy_signature": median_us(lambda n: near_copies.signature(canonical_texts[n])),
+    }
 
 
 async def await_accepted(
@@ -100,7 +142,7 @@ async def run(events: int, run_dir: Path, pace_per_s: float | None) -> dict[str,
                         campaign_id="bench",
                         contributor_id=f"user{n % 500}",
                         prompt="write a reddit comment.",
-                        response=f"benchmark comment number {n}, " + "words " * 40,
+                        response=comment(n),
                         client_timestamp=utc_now(),
                     )
                     for n in range(start, min(start + SEND_CHUNK, events))
@@ -149,6 +191,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--paced-rate", type=int, default=2_000, help="events/s, paced scenario")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "intake.json")
+    parser.add_argument("--no-per-text", action="store_true", help="skip the per-text timing "
+                        "(for running this file against a commit without near-copies)")  # fmt: skip
     args = parser.parse_args()
     scenarios: dict[str, object] = {}
     # Burst: everything at once measures capacity; paced: latency when intake keeps up.
@@ -163,6 +207,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "stack": "Tansu (memory) + SecantusDB (WiredTiger, replica set), one intake process",
     }
+    if not args.no_per_text:
+        result["per_text_microseconds"] = per_text_microseconds()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

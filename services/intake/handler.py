@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from crowdsft.contracts import (
     FeedbackAccepted,
@@ -80,21 +79,9 @@ def _accepted(item: Parsed) -> FeedbackAccepted:
         submission_event_id=event.event_id,
         contribution_id=item.content_hash,
         contributor_id=event.contributor_id,
+        submitted_at=event.occurred_at,
+        near_copy_signature=item.near_copy_signature,
     )
-
-
-def _rejection_document(rejection: FeedbackRejected, position: str) -> dict[str, Any]:
-    return {
-        "_id": rejection.event_id,
-        "source": position,
-        "reason": rejection.reason.value,
-        "detail": rejection.detail,
-        "submission_event_id": rejection.submission_event_id,
-        "campaign_id": rejection.campaign_id,
-        "contributor_id": rejection.contributor_id,
-        "duplicate_of": rejection.duplicate_of,
-        "recorded_at": rejection.occurred_at,
-    }
 
 
 class IntakeHandler:
@@ -129,9 +116,7 @@ class IntakeHandler:
         started = time.perf_counter()
         outcome = await self._contributions.store(valid, stored_at=utc_now())
         rejected = self._rejections(malformed, outcome)
-        await self._contributions.record_rejections(
-            [_rejection_document(rejection, position) for rejection, position in rejected]
-        )
+        await self._contributions.record_rejections(rejected)
         announcements: list[Announcement] = [
             (item.event.campaign_id, _accepted(item)) for item in outcome.stored + outcome.replayed
         ]

@@ -17,6 +17,7 @@ from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.near_copy_store import NearCopyStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.service import service_parts
 from crowdsft.contracts import (
@@ -29,6 +30,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.settings import Settings, load_settings
 from services.selection.handler import SelectionHandler
+from services.selection.screening import Screening
 
 GROUP_ID = "crowdsft-selection"
 
@@ -44,6 +46,9 @@ def create_app(settings: Settings) -> FastStream:
         MeasurementStore(db),
         LineageStore(db),
         parts.publish,
+    )
+    screening = Screening(
+        NearCopyStore(db), ContributionStore(db), parts.publish, settings.near_copy_threshold
     )
     options = subscriber_options(settings, GROUP_ID)
 
@@ -63,12 +68,16 @@ def create_app(settings: Settings) -> FastStream:
         topics.FEEDBACK_ACCEPTED, batch=True, max_records=5_000, **options
     )
     async def on_feedback_accepted(message: KafkaMessage) -> None:
-        """Only which campaigns got new data matters here (the auto policy's first round)."""
+        """New texts are screened for near-copies before anything counts them; then only which
+        campaigns got new data matters (the auto policy's first round)."""
         first_of: dict[str, Any] = {}
+        accepted: dict[str, list[FeedbackAccepted]] = {}
         for record in batch_records(message):
             if event := await events.parse_record(record, FeedbackAccepted):
                 first_of.setdefault(event.campaign_id, record)
+                accepted.setdefault(event.campaign_id, []).append(event)
         for campaign_id, record in sorted(first_of.items()):
+            await events.guarded(record, partial(screening.screen, accepted[campaign_id]))
             await events.guarded(record, partial(handler.on_feedback_accepted, {campaign_id}))
 
     watching: list[asyncio.Task[None]] = []

@@ -13,6 +13,7 @@ from pydantic_core import from_json
 
 from crowdsft.contracts import FeedbackSubmitted, RejectionReason
 from crowdsft.contracts.feedback import MAX_MESSAGE_BYTES
+from crowdsft.domain import near_copies
 from crowdsft.domain.text import canonical
 
 
@@ -44,6 +45,7 @@ class Parsed:
     record: RawRecord
     event: FeedbackSubmitted
     content_hash: str
+    near_copy_signature: str | None = None  # base64, for long enough texts
 
 
 @dataclass
@@ -57,12 +59,28 @@ class StoreOutcome:
     duplicates: list[tuple[Parsed, str]] = field(default_factory=list)  # (item, owner's id)
 
 
+def _canonical_fields(event: FeedbackSubmitted) -> list[str]:
+    fields = (event.campaign_id, event.prompt, event.response, event.correction)
+    return [canonical(field) for field in fields]
+
+
+def _hash(fields: list[str]) -> str:
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
 def content_hash(event: FeedbackSubmitted) -> str:
     """Equal for the same demonstration in a campaign, whoever sends it and however it is
     cased, spaced or disguised (`domain.text.canonical`): a copy earns nothing."""
-    fields = (event.campaign_id, event.prompt, event.response, event.correction)
-    joined = "\x1f".join(canonical(field) for field in fields)
-    return hashlib.sha256(joined.encode()).hexdigest()
+    return _hash(_canonical_fields(event))
+
+
+def _parsed(record: RawRecord, event: FeedbackSubmitted) -> Parsed:
+    """The content hash and the near-copy signature from one canonical pass over the text."""
+    fields = _canonical_fields(event)
+    text = near_copies.demonstration_text(fields[2], fields[3])
+    sig = near_copies.signature(text)
+    encoded = near_copies.encode(sig) if sig is not None else None
+    return Parsed(record, event, _hash(fields), encoded)
 
 
 def _describe(error: ValidationError) -> str:
@@ -79,7 +97,7 @@ def parse_record(record: RawRecord) -> Parsed | Malformed:
     try:
         # Fast path: almost everything is valid, and pydantic parses bytes in one pass.
         event = FeedbackSubmitted.model_validate_json(record.value)
-        return Parsed(record, event, content_hash(event))
+        return _parsed(record, event)
     except ValidationError:
         pass  # below, the slow path names the precise reason
     try:
@@ -97,7 +115,7 @@ def parse_record(record: RawRecord) -> Parsed | Malformed:
         event = FeedbackSubmitted.model_validate(payload)
     except ValidationError as exc:
         return Malformed(record, RejectionReason.INVALID_FIELDS, _describe(exc))
-    return Parsed(record, event, content_hash(event))
+    return _parsed(record, event)
 
 
 def _judged(record: RawRecord) -> Parsed | Malformed:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     intake_batch_max_records: int = Field(2_000, ge=1)
     intake_batch_timeout_ms: int = Field(50, ge=1)
+    # A text this similar (estimated Jaccard of character 5-grams) to an earlier one in its
+    # campaign is a near-copy: stored, in no crowd, so it earns nothing (selection screens).
+    near_copy_threshold: float = Field(0.7, gt=0.0, le=1.0)
 
     # Training: the lora backend's Ray cluster (unset: a local one of `ray_local_cpus`), its
     # resident model workers (unset: as many as the cluster's CPUs allow, each with

@@ -11,6 +11,10 @@ from datetime import UTC, datetime
 from crowdsft.contracts import FeedbackSubmitted
 from crowdsft.contracts.feedback import MAX_MESSAGE_BYTES, RejectionReason
 
+# Filler words: any two comments share few 5-grams, so none is a near-copy of another.
+WORDS = [f"{a}{b}{c}" for a in "bdfgklmnprstvz" for b in ("a", "e", "i", "o", "u", "ai", "ou")
+         for c in ("n", "r", "s", "t", "ck", "ll", "mp")]  # fmt: skip
+
 
 @dataclass
 class Corpus:
@@ -30,7 +34,8 @@ def feedback(
         campaign_id=campaign_id,
         contributor_id=contributor_id,
         prompt="write a reddit comment.",
-        response=f"comment {n} from {contributor_id}: " + "lorem ipsum " * rng.randint(1, 20),
+        response=f"comment {n} from {contributor_id}: "
+        + " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 40))),
         rating=rng.choice([None, 1, 3, 5]),
         client_timestamp=datetime(2026, 1, 1, tzinfo=UTC),
     )

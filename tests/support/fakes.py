@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from crowdsft.contracts import TOPIC_EVENTS
+from crowdsft.adapters.contribution_store import rejection_document
+from crowdsft.contracts import TOPIC_EVENTS, FeedbackRejected
 from crowdsft.contracts.envelope import Event
 from crowdsft.contracts.topics import topic_of
-from crowdsft.domain import ledger
+from crowdsft.domain import ledger, near_copies
 from crowdsft.domain.campaign import CampaignSpec, CampaignState, initial_state
 from crowdsft.domain.crowd import Contribution
 from crowdsft.domain.ids import round_id
@@ -168,6 +169,34 @@ class FakeLedger:
         return True
 
 
+class FakeNearCopies:
+    """Fingerprints and near-copy flags on dicts, with the adapter's rules: the first copy
+    of a fingerprint stays, and a copy flagged once keeps its first original."""
+
+    def __init__(self, contributions: FakeContributions) -> None:
+        self.contributions = contributions
+        self.fingerprints: dict[str, near_copies.Fingerprint] = {}
+        self.flags: dict[str, near_copies.NearCopy] = {}
+
+    async def known(self, campaign_id: str) -> list[near_copies.Fingerprint]:
+        return [f for f in self.fingerprints.values() if f.campaign_id == campaign_id]
+
+    async def count(self, campaign_id: str) -> int:
+        return len(await self.known(campaign_id))
+
+    async def save(self, fingerprints: list[near_copies.Fingerprint]) -> None:
+        for fingerprint in fingerprints:
+            self.fingerprints.setdefault(fingerprint.contribution_id, fingerprint)
+
+    async def flag(self, verdicts: list[near_copies.NearCopy]) -> list[near_copies.FlaggedCopy]:
+        flagged = [self.flags.setdefault(v.copy_id, v) for v in verdicts]
+        return [near_copies.FlaggedCopy(v, *self._sender(v.copy_id)) for v in flagged]
+
+    def _sender(self, contribution_id: str) -> tuple[str, str, str]:
+        campaign_id, item = self.contributions.contributions[contribution_id]
+        return campaign_id, item.contributor_id, self.contributions.owners[contribution_id]
+
+
 class FakeContributions:
     """Stored contributions (what intake leaves) and intake's own store semantics."""
 
@@ -210,9 +239,9 @@ class FakeContributions:
                 outcome.stored.append(item)
         return outcome
 
-    async def record_rejections(self, rejections: list[dict[str, Any]]) -> None:
-        for rejection in rejections:
-            self.rejections.setdefault(rejection["_id"], rejection)
+    async def record_rejections(self, rejections: list[tuple[FeedbackRejected, str]]) -> None:
+        for rejection, source in rejections:
+            self.rejections.setdefault(rejection.event_id, rejection_document(rejection, source))
 
 
 class FakeMeasurements:

@@ -19,6 +19,7 @@ from typing import Any
 from pymongo.errors import BulkWriteError
 
 from crowdsft.adapters.mongo import CONTRIBUTIONS, REJECTIONS, SUBMISSIONS, Database, Document
+from crowdsft.contracts import FeedbackRejected
 from crowdsft.domain.crowd import Contribution
 from crowdsft.feedback import Parsed, StoreOutcome
 
@@ -45,6 +46,22 @@ def contribution_document(item: Parsed, stored_at: datetime) -> Document:
 
 
 CONTRIBUTION_FIELDS = ["contributor_id", "prompt", "response"]
+# Near-copies stay stored (nothing sent is lost) but are in no crowd (adapters.near_copy_store).
+EARNING: Document = {"near_copy_of": None}
+
+
+def rejection_document(rejection: FeedbackRejected, source: str) -> Document:
+    return {
+        "_id": rejection.event_id,
+        "source": source,
+        "reason": rejection.reason.value,
+        "detail": rejection.detail,
+        "submission_event_id": rejection.submission_event_id,
+        "campaign_id": rejection.campaign_id,
+        "contributor_id": rejection.contributor_id,
+        "duplicate_of": rejection.duplicate_of,
+        "recorded_at": rejection.occurred_at,
+    }
 
 
 def _contribution(doc: Document) -> Contribution:
@@ -128,16 +145,19 @@ class ContributionStore:
         return outcome
 
     async def of_campaign(self, campaign_id: str) -> list[Contribution]:
-        cursor = self._contributions.find({"campaign_id": campaign_id}, CONTRIBUTION_FIELDS)
+        """What a round's crowd is made of: every stored contribution but near-copies."""
+        query = {"campaign_id": campaign_id, **EARNING}
+        cursor = self._contributions.find(query, CONTRIBUTION_FIELDS)
         return [_contribution(doc) async for doc in cursor]
 
     async def by_ids(self, contribution_ids: list[str]) -> list[Contribution]:
+        """A round's own members, as it was opened with them, flagged since or not."""
         cursor = self._contributions.find({"_id": {"$in": contribution_ids}}, CONTRIBUTION_FIELDS)
         return [_contribution(doc) async for doc in cursor]
 
     async def count(self, campaign_id: str) -> int:
-        return await self._contributions.count_documents({"campaign_id": campaign_id})
+        return await self._contributions.count_documents({"campaign_id": campaign_id, **EARNING})
 
-    async def record_rejections(self, rejections: list[Document]) -> None:
+    async def record_rejections(self, rejections: list[tuple[FeedbackRejected, str]]) -> None:
         """Keyed by the rejection's deterministic id, so a replayed batch records nothing new."""
-        await insert_new(self._rejections, rejections)
+        await insert_new(self._rejections, [rejection_document(*pair) for pair in rejections])

@@ -34,6 +34,7 @@ ROUNDS = "rounds"
 MODELS = "models"
 ARTIFACTS = "artifacts"
 SHAPLEY = "shapley"
+FINGERPRINTS = "fingerprints"
 RATE_LIMITS = "rate_limits"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -73,6 +74,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
     SHAPLEY: [],
     ARTIFACTS: [],
+    # Keyed by contribution id; read back a campaign at a time.
+    FINGERPRINTS: [IndexModel([("campaign_id", ASCENDING)], name="by_campaign")],
     RATE_LIMITS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl")],
 }
 

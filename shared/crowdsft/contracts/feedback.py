@@ -32,6 +32,10 @@ class FeedbackSubmitted(CampaignEvent):
     client_timestamp: SaneDatetime
 
 
+# 64 uint32 minima, base64: 344 characters.
+NEAR_COPY_SIGNATURE_CHARS = 400
+
+
 class FeedbackAccepted(CampaignEvent):
     """Intake stored the submission as a contribution (id = its content hash)."""
 
@@ -39,6 +43,15 @@ class FeedbackAccepted(CampaignEvent):
     submission_event_id: str
     contribution_id: str
     contributor_id: str
+    submitted_at: SaneDatetime | None = Field(
+        None, description="When the gateway took the submission: the earlier of two similar "
+        "texts is the original."
+    )  # fmt: skip
+    near_copy_signature: str | None = Field(
+        None, max_length=NEAR_COPY_SIGNATURE_CHARS,
+        description="Base64 MinHash of the canonical text (crowdsft.domain.near_copies); "
+        "absent for texts too short to judge.",
+    )  # fmt: skip
 
 
 class RejectionReason(StrEnum):
@@ -48,6 +61,7 @@ class RejectionReason(StrEnum):
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     UNKNOWN_CAMPAIGN = "unknown_campaign"
     DUPLICATE_CONTENT = "duplicate_content"
+    NEAR_DUPLICATE = "near_duplicate"
     EVENT_ID_CONFLICT = "event_id_conflict"
     UNSTORABLE = "unstorable"
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.contracts.envelope import Event
+from crowdsft.contracts.feedback import FeedbackRejected
 from crowdsft.domain.campaign import CampaignSpec, CampaignState
 from crowdsft.domain.crowd import Contribution
 from crowdsft.domain.lineage import LineageEntry
 from crowdsft.domain.measurement import Measurement
+from crowdsft.domain.near_copies import Fingerprint, FlaggedCopy, NearCopy
 from crowdsft.domain.round import Round, RoundStep
 from crowdsft.domain.shapley import ShapleyRecord
 from crowdsft.feedback import Parsed, StoreOutcome
@@ -96,8 +98,24 @@ class FeedbackStore(Protocol):
         """Idempotent: a replayed batch finds its submissions stored and stores nothing."""
         ...
 
-    async def record_rejections(self, rejections: list[dict[str, Any]]) -> None:
-        """Keyed by each rejection's derived id, so a replay records nothing new."""
+    async def record_rejections(self, rejections: list[tuple[FeedbackRejected, str]]) -> None:
+        """(rejection, where the refused thing came from); keyed by each rejection's derived
+        id, so a replay records nothing new."""
+        ...
+
+
+class NearCopies(Protocol):
+    async def known(self, campaign_id: str) -> list[Fingerprint]: ...
+
+    async def count(self, campaign_id: str) -> int: ...
+
+    async def save(self, fingerprints: list[Fingerprint]) -> None:
+        """Idempotent: the first copy of each fingerprint stays."""
+        ...
+
+    async def flag(self, verdicts: list[NearCopy]) -> list[FlaggedCopy]:
+        """Marks each copy (a copy flagged before keeps its first original) and says who
+        sent it; a replay flags nothing new and reports the same."""
         ...
 
 
