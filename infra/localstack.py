@@ -182,14 +182,22 @@ def restart_store(run_dir: Path, kill: bool = True) -> None:
     wait_for_port(config["port"], pid, "secantusdb")
 
 
-def restart_broker(run_dir: Path, kill: bool = True) -> None:
-    """Stop the broker (SIGKILL by default, as in a crash) and start it again on its port and
-    storage: with s3 storage every record and committed offset is still there."""
+def stop_broker(run_dir: Path, kill: bool = True) -> None:
+    """SIGKILL by default, as in a crash; `start_broker_again` brings it back."""
+    _kill(run_dir.resolve(), "kafka", kill)
+
+
+def start_broker_again(run_dir: Path) -> None:
+    """On the port and storage it had: with s3 storage every record and offset is there."""
     run_dir = run_dir.resolve()
     config = json.loads((run_dir / "broker.json").read_text())
-    _kill(run_dir, "kafka", kill)
     pid = start_broker(run_dir, config["port"], config["storage"], config["s3_env"])
     wait_for_port(config["port"], pid, "tansu")
+
+
+def restart_broker(run_dir: Path, kill: bool = True) -> None:
+    stop_broker(run_dir, kill)
+    start_broker_again(run_dir)
 
 
 def is_up(run_dir: Path) -> bool:

@@ -23,8 +23,9 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import ensure_topics, make_broker
+from crowdsft.adapters.kafka import make_broker
 from crowdsft.adapters.rate_limit_store import LocalRateLimit, RateLimit, SharedRateLimit
+from crowdsft.adapters.service import wait_for_broker
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
@@ -92,7 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
-            await ensure_topics(settings)
+            await wait_for_broker(settings)
             app.state.anonymous_limiter = anonymous_limiter(settings)
             app.state.rate_limit = contributor_rate_limit(settings, db)
             app.state.contributors = ContributorStore(db)

@@ -13,10 +13,10 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.consuming import Failure, batch_records, classify
 from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
-from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
-from crowdsft.settings import Settings, load_settings
+from crowdsft.settings import Settings
 from services.intake.handler import IntakeHandler
 
 GROUP_ID = "crowdsft-intake"
@@ -64,4 +64,4 @@ def create_app(settings: Settings) -> FastStream:
 
 
 def main() -> None:
-    asyncio.run(create_app(load_settings()).run())
+    run_service(create_app)

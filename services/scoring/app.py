@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
@@ -11,9 +9,9 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.round_store import RoundStore
-from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.contracts import RoundDecided, topics
-from crowdsft.settings import Settings, load_settings
+from crowdsft.settings import Settings
 from services.scoring.handler import ScoringHandler
 
 GROUP_ID = "crowdsft-scoring"
@@ -34,4 +32,4 @@ def create_app(settings: Settings) -> FastStream:
 
 
 def main() -> None:
-    asyncio.run(create_app(load_settings()).run())
+    run_service(create_app)

@@ -19,7 +19,7 @@ from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.near_copy_store import NearCopyStore
 from crowdsft.adapters.round_store import RoundStore
-from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.contracts import (
     CandidateTrained,
     FeedbackAccepted,
@@ -28,7 +28,7 @@ from crowdsft.contracts import (
     topics,
     utc_now,
 )
-from crowdsft.settings import Settings, load_settings
+from crowdsft.settings import Settings
 from services.selection.handler import SelectionHandler
 from services.selection.screening import Screening
 
@@ -108,4 +108,4 @@ async def ask_again_for_overdue(handler: SelectionHandler, settings: Settings) -
 
 
 def main() -> None:
-    asyncio.run(create_app(load_settings()).run())
+    run_service(create_app)

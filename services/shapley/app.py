@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.round_store import RoundStore
-from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.adapters.shapley_store import ShapleyStore
 from crowdsft.contracts import PointsAwarded, topics
-from crowdsft.settings import Settings, load_settings
+from crowdsft.settings import Settings
 from services.shapley.handler import ShapleyHandler
 
 GROUP_ID = "crowdsft-shapley"
@@ -34,4 +32,4 @@ def create_app(settings: Settings) -> FastStream:
 
 
 def main() -> None:
-    asyncio.run(create_app(load_settings()).run())
+    run_service(create_app)

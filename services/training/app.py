@@ -3,8 +3,6 @@ takes a batch of requests and trains them at once (on Ray, for the lora backend)
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
@@ -13,9 +11,9 @@ from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
-from crowdsft.adapters.service import service_parts
+from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.contracts import TrainingRequested, topics
-from crowdsft.settings import Settings, load_settings
+from crowdsft.settings import Settings
 from services.training.handler import TrainingHandler
 from services.training.trainers import InstalledTrainers, TrainingPorts
 
@@ -50,4 +48,4 @@ def create_app(settings: Settings) -> FastStream:
 
 
 def main() -> None:
-    asyncio.run(create_app(load_settings()).run())
+    run_service(create_app)
