@@ -169,18 +169,24 @@ async def run(args: argparse.Namespace) -> None:
         console.rule(f"LLM campaign {spec.campaign_id}: {spec.name}")
         rng = random.Random(args.seed)
         texts = demonstrations(writers, rng)
+        phases = {"start": time.perf_counter() - started}
         sent = await open_campaign(db, settings, gateway, tokens, texts, spec, console)
         sent |= await broken_clients(settings, texts, spec, rng)
         intake = await accounted(db, spec.campaign_id, sum(sent.values()))
+        phases["submit"] = time.perf_counter() - started - sum(phases.values())
         llm = await follow_llm_campaign(db, balances, writers, spec, args.out, console)
+        phases["llm_rounds"] = time.perf_counter() - started - sum(phases.values())
         console.rule(f"vector campaign: the paper's crowd simulation, {args.rounds} rounds")
         ids = [f"point{n:03d}-{suffix}" for n in range(args.vector_contributors)]
         vector = await run_campaign(
             db, settings, ids, balances, args.seed, args.rounds, args.out, console
         )
+        phases["vector_campaign"] = time.perf_counter() - started - sum(phases.values())
 
     summary = {
         "seconds": round(time.perf_counter() - started, 1),
+        # Where the time went: stack and services up, submissions stored, LLM rounds, vector.
+        "phase_seconds": {name: round(seconds, 1) for name, seconds in phases.items()},
         "sent": sent,
         "stored_total": intake["stored"],
         "rejections_by_reason": intake["rejected_by_reason"],
