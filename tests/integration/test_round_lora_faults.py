@@ -56,7 +56,11 @@ async def run_campaign(env: dict[str, str], settings: Settings, tmp: Path, distu
                 # A worker dies in the middle of a job: Ray restarts it, the job is sent again.
                 wait_until(lambda: bool(workers_busy()), 240, "a model worker to start a job")
                 subprocess.run(["kill", "-9", str(workers_busy()[0])], check=False)
-                await asyncio.sleep(2)
+                # The training service sees its worker die and sends the job again (how soon
+                # Ray reports the death varies with the machine's load: wait for it).
+                log = tmp / "training.log"
+                wait_until(lambda: "sending the job again" in log.read_text(errors="replace"),
+                           120, "the training service to send the job again")  # fmt: skip
                 # Then the training service itself dies, and a new one takes over its work.
                 services["training"].kill()
                 await asyncio.sleep(1)
@@ -69,8 +73,6 @@ async def run_campaign(env: dict[str, str], settings: Settings, tmp: Path, distu
         for service in services.values():
             service.stop()
     assert done is not None and done.status is RoundStatus.SCORED
-    if disturb:  # the first training process saw its worker die and sent the job again
-        assert "sending the job again" in (tmp / "training.log").read_text(errors="replace")
     return done
 
 
