@@ -78,12 +78,16 @@ async def launch(db: Database, settings: Settings, spec: CampaignSpec, crowd: Cr
         await FeedbackProducer(broker).submit(events)
 
 
+def start_service(name: str, env: dict[str, str], logs: Path) -> ServiceProcess:
+    """`training-2` is a second replica of `services.training`, logging to its own file."""
+    return ServiceProcess(f"services.{name.split('-')[0]}", env, logs / f"{name}.log").start()
+
+
 def start_services(env: dict[str, str], logs: Path, training: int = 1) -> dict[str, ServiceProcess]:
-    names = [*ROUND_SERVICES, *(f"training-{n}" for n in range(2, training + 1))]
-    return {
-        name: ServiceProcess(f"services.{name.split('-')[0]}", env, logs / f"{name}.log").start()
-        for name in names
-    }
+    """The round services with `training` replicas of training (0: start it later)."""
+    others = [name for name in ROUND_SERVICES if name != "training"]
+    replicas = ["training", *(f"training-{n}" for n in range(2, training + 1))][:training]
+    return {name: start_service(name, env, logs) for name in [*others, *replicas]}
 
 
 async def wait_finished(db: Database, spec: CampaignSpec, services: dict[str, ServiceProcess],

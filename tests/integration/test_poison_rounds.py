@@ -25,6 +25,7 @@ from tests.integration.campaign_runs import (
     launch,
     reference,
     spec_for,
+    start_service,
     start_services,
     wait_finished,
 )
@@ -75,7 +76,6 @@ def unknown_round_events() -> dict[str, list[bytes]]:
         ],
         topics.POINTS_AWARDED: [awarded.model_dump_json().encode()],
         topics.CANDIDATE_TRAINED: [
-            forged_candidate(0, 99, f"{CAMPAIGN}:base").model_dump_json().encode(),
             forged_candidate(0, 0, f"{CAMPAIGN}:base").model_dump_json().encode(),
         ],
         topics.TRAINING_REQUESTED: [request.model_dump_json().encode()],
@@ -90,6 +90,16 @@ async def wait_open(db: Database, index: int) -> str:
         await asyncio.sleep(0.02)
 
 
+async def wait_refused(bootstrap: str, detail: str, count: int, timeout_s: float = 120) -> None:
+    """Until `count` dead letters of candidates carry `detail`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        letters = await read_topic(bootstrap, topics.DEAD_LETTERS, idle_s=0.5)
+        if sum(detail in str(letter["detail"]) for letter in letters) >= count:
+            return
+    raise AssertionError(f"fewer than {count} candidates refused with {detail!r}")
+
+
 async def test_poison_and_forgeries_are_dead_lettered_and_change_nothing(
     stack_env: dict[str, str], settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -102,17 +112,23 @@ async def test_poison_and_forgeries_are_dead_lettered_and_change_nothing(
     for topic, values in poison.items():
         if topic != topics.POINTS_AWARDED:
             await produce_raw(bootstrap, topic, [(key, v) for v in values], headers=headers)
-    services = start_services(stack_env, tmp_path)
+    # Training starts only after the forgeries below are refused, so none of them can
+    # name a candidate training has measured (that would make it a mere replay).
+    services = start_services(stack_env, tmp_path, training=0)
     try:
         await launch(db, settings, spec, ref.crowd)
         # Shapley ignores points of a campaign it does not know: send these once it exists.
         awards = [(key, v) for v in poison[topics.POINTS_AWARDED]]
         await produce_raw(bootstrap, topics.POINTS_AWARDED, awards, headers=headers)
-        # While round 2 is open, candidates for all its groups under the ids selection
-        # expects: refused unless training measured them (then they are mere replays).
-        base = await asyncio.wait_for(wait_open(db, 2), 120)
-        forged = [forged_candidate(2, g, base).model_dump_json().encode() for g in range(3)]
+        # While round 0 is open, candidates for all its groups under the ids selection
+        # expects, with the right parent: refused, since training measured none of them;
+        # and one for a group the round does not have.
+        base = await asyncio.wait_for(wait_open(db, 0), 120)
+        forged = [forged_candidate(0, g, base).model_dump_json().encode() for g in [0, 1, 2, 99]]
         await produce_raw(bootstrap, topics.CANDIDATE_TRAINED, [(key, v) for v in forged])
+        await wait_refused(bootstrap, "no measurement of poisoned:r00000", 3)
+        await wait_refused(bootstrap, "groups 0-2, not 99", 1)
+        services["training"] = start_service("training", stack_env, tmp_path)
         await wait_finished(db, spec, services)
         await assert_matches_engine(db, spec, ref)
         for name, service in services.items():
@@ -134,8 +150,6 @@ async def test_poison_and_forgeries_are_dead_lettered_and_change_nothing(
     awarded = by_topic[topics.POINTS_AWARDED]  # selection and shapley each refuse it
     assert {str(a["producer"]) for a in awarded} == {"crowdsft-selection", "crowdsft-shapley"}
     candidates = by_topic[topics.CANDIDATE_TRAINED]
-    assert any("not 99" in str(c["detail"]) for c in candidates)
-    # The forgeries for round 2 arrived before training measured those groups: refused.
-    assert any("no measurement of poisoned:r00002" in str(c["detail"]) for c in candidates)
+    assert any("groups 0-2, not 99" in str(c["detail"]) for c in candidates)
     [request] = by_topic[topics.TRAINING_REQUESTED]
     assert "no-such-backend" in str(request["detail"])
