@@ -58,12 +58,28 @@ def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBrok
     )
 
 
+async def answers(settings: Settings, timeout_s: float = 3.0) -> bool:
+    """Whether any bootstrap address takes a TCP connection: a client that would fail asks
+    this first, since a producer whose start fails is never closed (and says so on exit)."""
+    for address in settings.kafka_bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout_s)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
+
+
 @asynccontextmanager
 async def started_broker(settings: Settings, client_id: str) -> AsyncIterator[KafkaBroker]:
     """A connected broker for a one-off producer (CLI, demo, tests), stopped on the way out."""
     broker = make_broker(settings, client_id=client_id)
-    await broker.start()
     try:
+        await broker.start()  # a failed start is stopped too: its producer is closed
         yield broker
     finally:
         await broker.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from pathlib import Path
@@ -18,16 +17,25 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_reads import CampaignReads
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.cli import app
+from crowdsft.cli.store import on_store
 from crowdsft.domain.backend_spec import parse_backend_spec
+from crowdsft.domain.backends import BACKENDS
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.lora_backend import LoraBackendSpec
-from crowdsft.settings import load_settings
+from crowdsft.engine.evaluation import EVALUATIONS
+from crowdsft.engine.grouping import GROUPINGS
+from crowdsft.engine.points import POINT_RULES
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create and inspect campaigns.")
 app.add_typer(campaign_app, name="campaign")
 err = Console(stderr=True)
 
 ROUNDS = "Round settings (need --target)"
+
+
+def choices(registry: dict[str, Any], default: str) -> str:
+    """The names `--help` lists (a plugin's backend, registered at start-up, is valid too)."""
+    return f"one of {', '.join(sorted(registry))} (default {default})"
 
 
 def parse_target(text: str, source: str) -> list[float]:
@@ -105,12 +113,12 @@ def target_of_answers(fields: dict[str, Any]) -> list[float]:
     return [float(x) for x in vectors.mean(axis=0)]
 
 
-async def _create(campaign_id: str, name: str | None, spec: CampaignSpec | None) -> bool:
-    async with mongo.opened(load_settings()) as db:
-        store = CampaignStore(db)
-        if spec is None:
-            return await store.create(campaign_id, name)
-        return await store.create_with_spec(spec)
+async def _create(db: mongo.Database, campaign_id: str, name: str | None,
+                  spec: CampaignSpec | None) -> bool:  # fmt: skip
+    store = CampaignStore(db)
+    if spec is None:
+        return await store.create(campaign_id, name)
+    return await store.create_with_spec(spec)
 
 
 @campaign_app.command("create")
@@ -141,13 +149,18 @@ def create(
         int | None, typer.Option(help="Groups per round (default 4).", rich_help_panel=ROUNDS)
     ] = None,
     grouping: Annotated[
-        str | None, typer.Option(help="Grouping rule (default random).", rich_help_panel=ROUNDS)
+        str | None,
+        typer.Option(
+            help=f"Grouping rule: {choices(GROUPINGS, 'random')}.", rich_help_panel=ROUNDS
+        ),
     ] = None,
     evaluation: Annotated[
-        str | None, typer.Option(help="Evaluation (default l2).", rich_help_panel=ROUNDS)
+        str | None,
+        typer.Option(help=f"Evaluation: {choices(EVALUATIONS, 'l2')}.", rich_help_panel=ROUNDS),
     ] = None,
     points: Annotated[
-        str | None, typer.Option(help="Points rule (default rank).", rich_help_panel=ROUNDS)
+        str | None,
+        typer.Option(help=f"Points rule: {choices(POINT_RULES, 'rank')}.", rich_help_panel=ROUNDS),
     ] = None,
     delta: Annotated[
         float | None, typer.Option(help="Step size (default 0.1).", rich_help_panel=ROUNDS)
@@ -157,7 +170,10 @@ def create(
         typer.Option(help="Judging error rate (default 0.05).", rich_help_panel=ROUNDS),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Training backend (default vector).", rich_help_panel=ROUNDS)
+        str | None,
+        typer.Option(
+            help=f"Training backend: {choices(BACKENDS, 'vector')}.", rich_help_panel=ROUNDS
+        ),
     ] = None,
     policy: Annotated[
         str | None, typer.Option(help="manual | auto (default manual).", rich_help_panel=ROUNDS)
@@ -220,14 +236,13 @@ def create(
         err.print(f"[red]campaign not created:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     created_id = spec.campaign_id if spec is not None else str(campaign_id)
-    created = asyncio.run(_create(created_id, name, spec))
+    created = on_store(lambda db: _create(db, created_id, name, spec))
     kind = "runs rounds" if spec is not None else "feedback only"
     typer.echo(f"campaign {created_id} {'created' if created else 'already exists'} ({kind})")
 
 
-async def _show(campaign_id: str) -> dict[str, Any] | None:
-    async with mongo.opened(load_settings()) as db:
-        found = await CampaignReads(db).campaign(campaign_id)
+async def _show(db: mongo.Database, campaign_id: str) -> dict[str, Any] | None:
+    found = await CampaignReads(db).campaign(campaign_id)
     if found is None:
         return None
     state = found.state
@@ -243,7 +258,7 @@ async def _show(campaign_id: str) -> dict[str, Any] | None:
 @campaign_app.command("show")
 def show(campaign_id: Annotated[str, typer.Option("--id", help="Campaign id.")]) -> None:
     """Print a campaign's spec and where its rounds stand, as JSON."""
-    shown = asyncio.run(_show(campaign_id))
+    shown = on_store(lambda db: _show(db, campaign_id))
     if shown is None:
         err.print(f"[red]no campaign {escape(repr(campaign_id))}[/red]")
         raise typer.Exit(1)

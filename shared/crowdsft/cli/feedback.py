@@ -1,31 +1,40 @@
-"""`crowdsft submit`: publish feedback to Kafka from arguments or a JSONL file."""
+"""`crowdsft submit`: feedback from arguments or a JSONL file, through the gateway (a URL and
+a token) or, for operators on the cluster, straight onto Kafka."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import started_broker
+from crowdsft.adapters.kafka import answers, started_broker
 from crowdsft.cli import app
+from crowdsft.cli.store import unreachable
+from crowdsft.client import Feedback, GatewayClient, ServiceError
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.settings import load_settings
 
 err = Console(stderr=True)
 
 
-def build_events(rows: list[dict[str, Any]], defaults: dict[str, Any]) -> list[FeedbackSubmitted]:
+Numbered = list[tuple[int, dict[str, Any]]]  # (line in the file, row)
+
+
+def build_events(rows: Numbered, defaults: dict[str, Any]) -> list[FeedbackSubmitted]:
     """Validate every row before anything is sent, so a bad file publishes nothing."""
     events: list[FeedbackSubmitted] = []
     errors: list[str] = []
-    for line, row in enumerate(rows, start=1):
+    for line, row in rows:
         fields = {**defaults, **{k: v for k, v in row.items() if v is not None}}
         fields.setdefault("event_id", new_event_id())
         fields.setdefault("client_timestamp", utc_now())
@@ -42,8 +51,9 @@ def build_events(rows: list[dict[str, Any]], defaults: dict[str, Any]) -> list[F
     return events
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def read_jsonl(path: Path) -> Numbered:
+    """Rows with their real line numbers (blank lines skipped), so errors point at the file."""
+    rows: Numbered = []
     for line, text in enumerate(path.read_text().splitlines(), start=1):
         if not text.strip():
             continue
@@ -53,13 +63,31 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise typer.BadParameter(f"{path}:{line}: not JSON ({exc})") from exc
         if not isinstance(row, dict):
             raise typer.BadParameter(f"{path}:{line}: expected a JSON object")
-        rows.append(row)
+        rows.append((line, row))
     return rows
 
 
 async def publish(events: list[FeedbackSubmitted]) -> list[str]:
-    async with started_broker(load_settings(), "crowdsft-cli") as broker:
-        return await FeedbackProducer(broker).submit(events)
+    """Straight onto Kafka; the producer is closed whatever happens."""
+    settings = load_settings()
+    down = unreachable("Kafka", settings.kafka_bootstrap,
+                       "CROWDSFT_KAFKA_BOOTSTRAP or use --gateway URL --token TOKEN")  # fmt: skip
+    if not await answers(settings):
+        raise down
+    try:
+        async with started_broker(settings, "crowdsft-cli") as broker:
+            return await FeedbackProducer(broker).submit(events)
+    except KafkaError:
+        raise down from None
+
+
+def through_gateway(events: list[FeedbackSubmitted], url: str, token: str) -> list[str]:
+    with GatewayClient(url, token) as gateway:
+        try:
+            return [gateway.submit(Feedback(e.campaign_id, e.prompt, e.response, e.rating,
+                                            e.correction, e.event_id)) for e in events]  # fmt: skip
+        except httpx.ConnectError:
+            raise unreachable("the gateway", url, "--gateway") from None
 
 
 @app.command()
@@ -75,8 +103,20 @@ def submit(
     file: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="JSONL rows.")
     ] = None,
+    gateway: Annotated[
+        str | None, typer.Option(help="The gateway's URL: submit over HTTP with --token.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Your token, for --gateway; default: $CROWDSFT_TOKEN.")
+    ] = None,
 ) -> None:
     """Submit feedback; prints one event id per submission."""
+    secret = token or os.environ.get("CROWDSFT_TOKEN")
+    if gateway is not None and not secret:
+        err.print("[red]nothing was sent:[/red] --gateway needs --token (or CROWDSFT_TOKEN)")
+        raise typer.Exit(1)
+    if gateway is not None:
+        contributor = contributor or "token"  # the gateway takes the token's contributor
     defaults = {"campaign_id": campaign, "contributor_id": contributor}
     defaults = {k: v for k, v in defaults.items() if v is not None}
     if file is not None:
@@ -88,12 +128,20 @@ def submit(
             "rating": rating,
             "correction": correction,
         }
-        rows = [single]
+        rows = [(1, single)]
     try:
         events = build_events(rows, defaults)
     except typer.BadParameter as exc:
         err.print(f"[red]nothing was sent:[/red]\n{escape(str(exc))}")
         raise typer.Exit(1) from exc
-    for event_id in asyncio.run(publish(events)):
+    try:
+        if gateway is not None and secret:
+            sent = through_gateway(events, gateway, secret)
+        else:
+            sent = asyncio.run(publish(events))
+    except ServiceError as exc:
+        err.print(f"[red]refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    for event_id in sent:
         typer.echo(event_id)
     err.print(f"submitted {len(events)} feedback event(s)")

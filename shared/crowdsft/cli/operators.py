@@ -13,7 +13,10 @@ app.add_typer(operator_app, name="operator")
 
 @operator_app.command("token")
 def token() -> None:
-    """Print a new operator token and the setting that makes the gateway accept it."""
+    """Print a new operator token alone on stdout (`TOKEN=$(crowdsft operator token)`); the
+    setting that makes the services accept it goes to stderr."""
     secret = new_token()
-    typer.echo(f"token (shown once, keep it secret): {secret}")
-    typer.echo(f"gateway setting: CROWDSFT_GATEWAY_OPERATOR_TOKEN_SHA256={hash_token(secret)}")
+    typer.echo(secret)
+    typer.echo("operator token above (shown once, keep it secret); services accept it with",
+               err=True)  # fmt: skip
+    typer.echo(f"CROWDSFT_GATEWAY_OPERATOR_TOKEN_SHA256={hash_token(secret)}", err=True)

@@ -13,6 +13,7 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import announcer, started_broker
 from crowdsft.cli import app
+from crowdsft.cli.store import on_store
 from crowdsft.contracts import StartRound, derive_event_id
 from crowdsft.domain.campaign import CampaignSpec, CampaignState
 from crowdsft.settings import load_settings
@@ -22,10 +23,11 @@ app.add_typer(round_app, name="round")
 err = Console(stderr=True)
 
 
-async def _campaign(campaign_id: str) -> tuple[CampaignSpec | None, CampaignState | None]:
-    async with mongo.opened(load_settings()) as db:
-        store = CampaignStore(db)
-        return await store.spec(campaign_id), await store.state(campaign_id)
+async def _campaign(
+    db: mongo.Database, campaign_id: str
+) -> tuple[CampaignSpec | None, CampaignState | None]:
+    store = CampaignStore(db)
+    return await store.spec(campaign_id), await store.state(campaign_id)
 
 
 def start_command(campaign_id: str, round_index: int) -> StartRound:
@@ -52,7 +54,7 @@ def start(
     ] = None,
 ) -> None:
     """Publish StartRound; selection opens the round if it is the next one."""
-    spec, state = asyncio.run(_campaign(campaign))
+    spec, state = on_store(lambda db: _campaign(db, campaign))
     if spec is None or state is None:
         err.print(
             f"[red]campaign {escape(repr(campaign))} runs no rounds[/red] (unknown, or "
