@@ -49,6 +49,7 @@ bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/sybil.py
 	$(PY) bench/store_crash.py
 	$(PY) bench/lora.py
+	$(PY) bench/serving.py
 
 bench-sweep: $(STAMP)  ## the paper's full grid; slow
 	$(PY) bench/sweep.py

@@ -1,18 +1,23 @@
 """Balances API: wiring only. Reads what scoring wrote; the leaderboard and campaigns (spec,
-rounds, lineage, Shapley values) are public, a ledger is shown only to its own contributor."""
+rounds, lineage, Shapley values) are public, a ledger is shown only to its own contributor,
+and a campaign's exports (its dataset, a model's adapter) only to operators."""
 
 # No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
 
+import io
+import tarfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path, Query, Request, status
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
 from crowdsft.adapters import mongo
+from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.adapters.balance_store import BalanceStore
 from crowdsft.adapters.campaign_reads import (
     CampaignReads,
@@ -22,11 +27,15 @@ from crowdsft.adapters.campaign_reads import (
     ShapleySummary,
 )
 from crowdsft.adapters.contributor_store import ContributorStore
+from crowdsft.adapters.export_reads import campaign_data, model_lineage
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.domain.backends import load_plugins
+from crowdsft.domain.dataset import Status, rows
 from crowdsft.domain.ledger import LedgerEntry
+from crowdsft.domain.model_card import adapter_keys
+from crowdsft.reporting.dataset_files import DatasetFormat, encoded
 from crowdsft.settings import Settings, load_settings
-from services.http_auth import CurrentContributor, contributor_store, require_self
+from services.http_auth import CurrentContributor, Operator, contributor_store, require_self
 from services.http_edges import anonymous_limiter, guard_edges
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -91,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.contributors = ContributorStore(db)
             app.state.balances = BalanceStore(db)
             app.state.campaigns = CampaignReads(db)
+            app.state.operator_token_sha256 = settings.gateway_operator_token_sha256
             yield
 
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
@@ -219,7 +229,80 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no shapley values for this campaign")
         return found
 
+    operator_only: dict[int | str, dict[str, Any]] = {
+        401: {"description": "Missing or wrong operator token."},
+        404: {"description": "No such campaign, or no such model in it."},
+    }
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}/export",
+        responses=operator_only,
+        response_class=Response,
+    )
+    async def export(
+        request: Request,
+        campaign_id: CampaignId,
+        _: Operator,
+        format: Annotated[DatasetFormat, Query()] = "jsonl",
+        status_: Annotated[
+            list[Status], Query(alias="status", description="Rows to keep; repeatable.")
+        ] = ["accepted"],  # noqa: B006 - FastAPI copies defaults
+        real_ids: Annotated[bool, Query(description="Contributors' ids, not pseudonyms.")] = False,
+    ) -> Response:
+        """Operators: the campaign's dataset file (the `crowdsft export` rows)."""
+        data = await campaign_data(request.app.state.db, campaign_id)
+        if data is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign")
+        key = None if real_ids else pseudonym_key(settings)
+        body = encoded(rows(data, status_, key), format)
+        media = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+        return attachment(body, media[format], f"{campaign_id}.{format}")
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}/models/{model_id}/adapter",
+        responses=operator_only,
+        response_class=Response,
+    )
+    async def adapter(
+        request: Request,
+        campaign_id: CampaignId,
+        model_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        _: Operator,
+    ) -> Response:
+        """Operators: a model's LoRA adapter folder (PEFT format) as a tar."""
+        try:
+            lineage = await model_lineage(request.app.state.db, campaign_id, model_id)
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such model") from None
+        keys = adapter_keys(lineage.chain)
+        folder = ArtifactStore(PathLib(settings.artifact_root)).path(keys[-1]) if keys else None
+        if folder is None or not folder.is_dir():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this model has no stored adapter")
+        return attachment(tar_of(folder), "application/x-tar", f"{model_id}.tar")
+
     return app
+
+
+def attachment(body: bytes, media_type: str, filename: str) -> Response:
+    safe = filename.replace(":", "_")
+    disposition = {"Content-Disposition": f'attachment; filename="{safe}"'}
+    return Response(body, media_type=media_type, headers=disposition)
+
+
+def tar_of(folder: PathLib) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname=folder.name)
+    return buffer.getvalue()
+
+
+def pseudonym_key(settings: Settings) -> bytes | None:
+    """The configured key; without one the API refuses pseudonymous exports (a fresh key per
+    download would give the same contributor a new name each time)."""
+    if settings.export_pseudonym_key is None:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            "set CROWDSFT_EXPORT_PSEUDONYM_KEY, or ask for real_ids")  # fmt: skip
+    return settings.export_pseudonym_key.get_secret_value().encode()
 
 
 def main() -> None:

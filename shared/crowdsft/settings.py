@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     http_store_timeout_ms: int = Field(1_500, ge=100)
     gateway_publish_timeout_ms: int = Field(2_000, ge=100)
 
+    # Exports name contributors by an HMAC of their id under this key: the same pseudonym in
+    # every export while the key stays. Unset: a fresh key per export (pseudonyms differ).
+    export_pseudonym_key: SecretStr | None = None
+    # The serving service: its port, how many campaigns' models it keeps loaded, and the
+    # longest answer it writes.
+    serving_port: int = Field(8082, ge=0, le=65535)
+    serving_models_kept: int = Field(2, ge=1)
+    serving_max_tokens: int = Field(512, ge=1)
+    serving_batch_wait_ms: int = Field(10, ge=0)
+
     @field_validator("backend_modules", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

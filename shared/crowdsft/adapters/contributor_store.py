@@ -35,15 +35,17 @@ class ContributorStore:
         self._contributors = db[CONTRIBUTORS]
 
     async def register(
-        self, contributor_id: str, name: str | None = None
+        self, contributor_id: str, name: str | None = None, credit_by_name: bool = False
     ) -> tuple[Contributor, str]:
-        """Store a new contributor; returns it with its token, which exists nowhere else."""
+        """Store a new contributor; returns it with its token, which exists nowhere else.
+        `credit_by_name`: exported datasets and models may name them (never by default)."""
         token = new_token()
         doc: Document = {
             "_id": contributor_id,
             "name": name or contributor_id,
             "token_hash": hash_token(token),
             "created_at": datetime.now(UTC),
+            "credit_by_name": credit_by_name,
         }
         try:
             await self._contributors.insert_one(doc)
@@ -60,6 +62,13 @@ class ContributorStore:
             return None
         doc = await self._contributors.find_one({"token_hash": hash_token(token)})
         return _contributor(doc) if doc is not None else None
+
+    async def credited(self, contributor_ids: list[str]) -> dict[str, str]:
+        """Of these, the contributors who opted in to be named, with their display names."""
+        found = self._contributors.find(
+            {"_id": {"$in": contributor_ids}, "credit_by_name": True}, {"name": 1}
+        )
+        return {str(doc["_id"]): str(doc.get("name") or doc["_id"]) async for doc in found}
 
     async def exists(self, contributor_id: str) -> bool:
         return await self._contributors.count_documents({"_id": contributor_id}, limit=1) > 0

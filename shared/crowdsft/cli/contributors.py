@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated
 
@@ -11,17 +10,17 @@ import typer
 from crowdsft.adapters import mongo
 from crowdsft.adapters.contributor_store import ContributorExists, ContributorStore
 from crowdsft.cli import app
+from crowdsft.cli.store import on_store
 from crowdsft.contracts.envelope import ID_PATTERN
-from crowdsft.settings import load_settings
 
 contributor_app = typer.Typer(no_args_is_help=True, help="Register contributors.")
 app.add_typer(contributor_app, name="contributor")
 
 
-async def _create(contributor_id: str, name: str | None) -> str:
-    async with mongo.opened(load_settings()) as db:
-        _, token = await ContributorStore(db).register(contributor_id, name)
-        return token
+async def _create(db: mongo.Database, contributor_id: str, name: str | None,
+                  credit_by_name: bool) -> str:  # fmt: skip
+    _, token = await ContributorStore(db).register(contributor_id, name, credit_by_name)
+    return token
 
 
 def _valid_id(value: str) -> str:
@@ -36,18 +35,22 @@ def create(
         str, typer.Option("--id", help="Contributor id.", callback=_valid_id)
     ],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    credit_by_name: Annotated[
+        bool,
+        typer.Option(help="Name them in exported datasets and model cards (opt-in)."),
+    ] = False,
 ) -> None:
     """Register a contributor and print their API token (shown this once only)."""
     try:
-        token = asyncio.run(_create(contributor_id, name))
+        token = on_store(lambda db: _create(db, contributor_id, name, credit_by_name))
     except ContributorExists:
         typer.echo(
             f"error: contributor {contributor_id} already exists; no new token was issued",
             err=True,
         )
         raise typer.Exit(1) from None
-    typer.echo(f"contributor {contributor_id} created")
-    typer.echo(token)
+    typer.echo(f"contributor {contributor_id} created", err=True)
+    typer.echo(token)  # alone on stdout: TOKEN=$(crowdsft contributor create --id ...)
     typer.echo(
         "Store this token now: it will not be shown again (only its hash is kept).", err=True
     )

@@ -19,12 +19,17 @@ against the model's own forward.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 WIDTHS = (256, 4096)  # top-k widths searched for the nucleus before a full sort
 COMPACT_BELOW = 0.75  # compact the batch when fewer than this share of its rows are live
+
+
+# (answer indices, their tokens this step, whether each answer ended on it) -> answers to end
+# after this token (a stop string seen, a shorter limit reached).
+StepListener = Callable[[list[int], list[int], list[bool]], Collection[int]]
 
 
 @dataclass(frozen=True)
@@ -160,10 +165,12 @@ def generate(
     top_p: float,
     generator: Any,
     stop_ids: Sequence[int],
+    on_step: StepListener | None = None,
 ) -> Generated:
     """`counts[i]` answers to chat-formatted prompt i, in prompt order; an answer ends at the
     first stop token (not included) or after `max_new_tokens`. `generator` draws every token,
-    so one seed gives one set of answers whatever else the process has done."""
+    so one seed gives one set of answers whatever else the process has done. `on_step` sees
+    each step's tokens as they are drawn (streaming) and names answers to end there."""
     import torch
 
     device = next(model.parameters()).device if _has_parameters(model) else torch.device("cpu")
@@ -197,6 +204,10 @@ def generate(
             steps += 1
             tokens = draw(logits, temperature, top_k, top_p, generator)
             finished = torch.isin(tokens, stops) | ~live
+            if on_step is not None:
+                ended = on_step(rows.tolist(), tokens.tolist(), finished.tolist())
+                if ended:
+                    finished |= torch.isin(rows, torch.tensor(sorted(ended), device=device))
             for row, token, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(),
                                         strict=True):  # fmt: skip
                 if not done:

@@ -38,7 +38,11 @@ class SftReport:
 
 
 def chat_prompt(tokenizer: Any, prompt: str) -> str:
-    messages = [{"role": "user", "content": prompt}]
+    return chat_of(tokenizer, [{"role": "user", "content": prompt}])
+
+
+def chat_of(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """A conversation as the model's chat template writes it, ready for the next answer."""
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 

@@ -1,0 +1,1 @@
+"""Serving: the campaigns' current models behind an OpenAI-compatible chat API."""
