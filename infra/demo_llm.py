@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -34,6 +33,7 @@ from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
 from crowdsft.cli.campaigns import spec_from_file
+from crowdsft.client import Feedback, GatewayClient, ReadClient
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.lora_backend import LoraBackendSpec
@@ -142,13 +142,12 @@ async def submit(
     sent = {"gateway": 0, "producer": 0}
     async with started_broker(settings, "crowdsft-demo") as broker:
         producer = FeedbackProducer(broker)
-        async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        async with GatewayClient(gateway, timeout_s=10) as client:
             for n, (writer, text) in enumerate(texts):
                 body = {"campaign_id": spec.campaign_id, "prompt": PAPER_PROMPT, "response": text}
                 if n % 5 < 3:  # three in five through the HTTP gateway
-                    headers = {"Authorization": f"Bearer {tokens[writer.contributor_id]}"}
-                    reply = await client.post("/v1/feedback", json=body, headers=headers)
-                    reply.raise_for_status()
+                    feedback = Feedback(spec.campaign_id, PAPER_PROMPT, text)
+                    await client.submit(feedback, token=tokens[writer.contributor_id])
                     sent["gateway"] += 1
                 else:
                     event = FeedbackSubmitted(
@@ -334,13 +333,12 @@ async def follow_llm_campaign(
     copies = await db[mongo.REJECTIONS].count_documents(
         {"contributor_id": copier, "reason": "duplicate_content"}
     )
-    async with httpx.AsyncClient(base_url=balances) as client:
-        reply = await client.get("/v1/leaderboard", params={"campaign": spec.campaign_id})
-        reply.raise_for_status()
+    async with ReadClient(balances) as reads:
+        entries = await reads.leaderboard(spec.campaign_id)
     board = Table(title=f"leaderboard of {spec.campaign_id}")
     for column in ("rank", "contributor", "quality", "points", "Shapley"):
         board.add_column(column)
-    for entry in reply.json()["entries"]:
+    for entry in entries:
         who = entry["contributor_id"]
         board.add_row(
             str(entry["rank"]),
@@ -378,6 +376,6 @@ async def follow_llm_campaign(
         "points_by_quality": by_quality,
         "copier_copies_flagged": copies,
         "fairness": fairness,
-        "leaderboard": reply.json(),
+        "leaderboard": {"campaign_id": spec.campaign_id, "entries": entries},
         "plot": str(png),
     }

@@ -19,7 +19,7 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import started_broker
-from crowdsft.adapters.mongo import BALANCES, Database
+from crowdsft.adapters.mongo import BALANCES, CONTRIBUTIONS, Database
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.settings import Settings, settings_from
 from infra.localstack import free_port
@@ -44,6 +44,7 @@ class Campaign:
 
     def __init__(self, env: dict[str, str], settings: Settings, token: str, url: str) -> None:
         self.env, self.settings, self.token, self.url = env, settings, token, url
+        self.gateway = ""
         self.answered_after_round: dict[int, str] = {}
         self.state_after_round: dict[int, str] = {}
 
@@ -64,14 +65,16 @@ async def served_model(url: str, token: str) -> str:
     return str(answer.json()["model"])
 
 
-async def wait_serving(url: str, service: ServiceProcess, timeout_s: float = 120) -> None:
+async def wait_serving(url: str, service: ServiceProcess, path: str = "/healthz",
+                       timeout_s: float = 120) -> None:  # fmt: skip
+    """Until the service at `url` answers `path`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     async with httpx.AsyncClient(timeout=2) as http:
         while loop.time() < deadline:
             assert service.alive, service.log()[-3000:]
             try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
+                if (await http.get(f"{url}{path}")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -86,9 +89,10 @@ async def campaign(
     from crowdsft.llm_runtime.phi import load_phi
 
     tmp = tmp_path_factory.mktemp("export")
-    port = free_port()
+    port, gateway_port = free_port(), free_port()
     env = {**stack_env, "CROWDSFT_ARTIFACT_ROOT": str(tmp / "artifacts"),
            "CROWDSFT_RAY_LOCAL_CPUS": "2", "CROWDSFT_SERVING_PORT": str(port),
+           "CROWDSFT_GATEWAY_PORT": str(gateway_port),
            "CROWDSFT_EXPORT_PSEUDONYM_KEY": "test-key"}  # fmt: skip
     settings = settings_from(env)
     contributors = ContributorStore(db)
@@ -100,9 +104,12 @@ async def campaign(
     services = start_services(env, tmp)
     url = f"http://127.0.0.1:{port}"
     services["serving"] = ServiceProcess("services.serving", env, tmp / "serving.log").start()
+    services["gateway"] = ServiceProcess("services.gateway", env, tmp / "gateway.log").start()
     run = Campaign({**env}, settings, token, url)
+    run.gateway = f"http://127.0.0.1:{gateway_port}"
     try:
         await wait_serving(url, services["serving"])
+        await wait_serving(run.gateway, services["gateway"], "/openapi.json")
         await CampaignStore(db).create_with_spec(spec)
         run.answered_after_round[-1] = await served_model(url, token)
         async with started_broker(settings, "test-crowd") as broker:
@@ -123,6 +130,31 @@ async def campaign(
     finally:
         for service in services.values():
             service.stop()
+
+
+async def test_contributors_submit_and_chat_from_the_cli_with_a_url_and_a_token(
+    campaign: Campaign, db: Database
+) -> None:
+    await CampaignStore(db).create("notes")
+    env = {k: v for k, v in campaign.env.items() if "KAFKA" not in k and "MONGO" not in k}
+    sent = cli(env, "submit", "--gateway", campaign.gateway, "--token", campaign.token,
+               "--campaign", "notes", "--prompt", "write a reddit comment.",
+               "--response", "sent over HTTP, no broker credentials")  # fmt: skip
+    [event_id] = sent.stdout.split()
+    found = None
+    for _ in range(300):
+        found = await db[CONTRIBUTIONS].find_one({"event_id": event_id})
+        if found is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert found is not None and found["contributor_id"] == CONTRIBUTORS[0]
+    command = [sys.executable, "-c", "from crowdsft.cli import main; main()", "chat",
+               "--campaign", "lora", "--url", campaign.url, "--max-tokens", "6"]  # fmt: skip
+    chat = subprocess.run(command, cwd=REPO, env={**env, "CROWDSFT_TOKEN": campaign.token},
+                          input="hello\nand again\n\n", capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.count("model> ") == 2 and chat.stdout.count("you> ") == 3
 
 
 async def test_serving_follows_each_rounds_winner(campaign: Campaign) -> None:

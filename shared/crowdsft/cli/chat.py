@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -32,11 +33,16 @@ def chat(
     if not secret:
         err.print("[red]a token is needed: --token or CROWDSFT_TOKEN[/red]")
         raise typer.Exit(1)
+    asyncio.run(converse(ChatClient(base, secret, timeout_s=600), base, campaign,
+                         {"max_tokens": max_tokens, "temperature": temperature}))  # fmt: skip
+
+
+async def converse(client: ChatClient, base: str, campaign: str, options: dict[str, Any]) -> None:
     messages: list[dict[str, str]] = []
-    with ChatClient(base, secret, timeout_s=600) as client:
+    async with client:
         while True:
             try:
-                line = input("you> ").strip()
+                line = (await asyncio.to_thread(input, "you> ")).strip()
             except EOFError:
                 break
             if not line:
@@ -45,8 +51,7 @@ def chat(
             typer.echo("model> ", nl=False)
             answer = ""
             try:
-                for text in client.stream(campaign, messages, max_tokens=max_tokens,
-                                          temperature=temperature):  # fmt: skip
+                async for text in client.stream(campaign, messages, **options):
                     answer += text
                     typer.echo(text, nl=False)
             except ServiceError as exc:

@@ -81,13 +81,17 @@ async def publish(events: list[FeedbackSubmitted]) -> list[str]:
         raise down from None
 
 
-def through_gateway(events: list[FeedbackSubmitted], url: str, token: str) -> list[str]:
-    with GatewayClient(url, token) as gateway:
-        try:
-            return [gateway.submit(Feedback(e.campaign_id, e.prompt, e.response, e.rating,
-                                            e.correction, e.event_id)) for e in events]  # fmt: skip
-        except httpx.ConnectError:
-            raise unreachable("the gateway", url, "--gateway") from None
+async def through_gateway(events: list[FeedbackSubmitted], url: str, token: str) -> list[str]:
+    sent = []
+    async with GatewayClient(url, token) as gateway:
+        for e in events:
+            feedback = Feedback(e.campaign_id, e.prompt, e.response, e.rating, e.correction,
+                                e.event_id)  # fmt: skip
+            try:
+                sent.append(await gateway.submit(feedback))
+            except httpx.ConnectError:
+                raise unreachable("the gateway", url, "--gateway") from None
+    return sent
 
 
 @app.command()
@@ -136,7 +140,7 @@ def submit(
         raise typer.Exit(1) from exc
     try:
         if gateway is not None and secret:
-            sent = through_gateway(events, gateway, secret)
+            sent = asyncio.run(through_gateway(events, gateway, secret))
         else:
             sent = asyncio.run(publish(events))
     except ServiceError as exc:
