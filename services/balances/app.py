@@ -28,6 +28,8 @@ from crowdsft.adapters.campaign_reads import (
 )
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.adapters.export_reads import campaign_data, model_lineage
+from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.submission_reads import SubmissionReads, SubmissionStatus
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.dataset import Status, rows
@@ -36,7 +38,7 @@ from crowdsft.domain.model_card import adapter_keys
 from crowdsft.reporting.dataset_files import DatasetFormat, encoded
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, contributor_store, require_self
-from services.http_edges import anonymous_limiter, guard_edges
+from services.http_edges import anonymous_limiter, guard_edges, secure_headers
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -68,6 +70,26 @@ class Ledger(BaseModel):
     contributor_id: str
     campaign_id: str | None
     entries: list[LedgerEntry]
+
+
+class Samples(BaseModel):
+    campaign_id: str
+    model_id: str
+    samples: list[str]
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignSummary]
+
+
+class Me(BaseModel):
+    contributor_id: str
+    name: str
+
+
+class Submissions(BaseModel):
+    contributor_id: str
+    submissions: list[SubmissionStatus]
 
 
 class Health(BaseModel):
@@ -105,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
     guard_edges(app, settings.http_max_body_bytes)
+    secure_headers(app, settings)
 
     def balances(request: Request) -> BalanceStore:
         store = request.app.state.balances
@@ -185,7 +208,45 @@ def create_app(settings: Settings) -> FastAPI:
             entries=entries,
         )
 
+    own: dict[int | str, dict[str, Any]] = {
+        401: {"description": "Missing or unknown bearer token."},
+        403: {"description": "The token belongs to another contributor."},
+    }
+
+    @app.get("/v1/me", responses=own)
+    async def me(caller: CurrentContributor) -> Me:
+        """Who the token belongs to: what a sign-in checks."""
+        return Me(contributor_id=caller.contributor_id, name=caller.name)
+
+    @app.get("/v1/contributors/{contributor_id}/submissions", responses=own)
+    async def submissions(
+        request: Request,
+        contributor_id: ContributorId,
+        caller: CurrentContributor,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Submissions:
+        """Newest first, each stored, flagged as a near-copy, or rejected with its reason."""
+        require_self(caller, contributor_id)
+        found = await SubmissionReads(request.app.state.db).of_contributor(contributor_id, limit)
+        return Submissions(contributor_id=contributor_id, submissions=found)
+
+    @app.get("/v1/submissions/{event_id}", responses=own)
+    async def submission(
+        request: Request, event_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        caller: CurrentContributor,
+    ) -> SubmissionStatus:  # fmt: skip
+        """What became of one of the caller's submissions (`pending` until intake decides)."""
+        reads = SubmissionReads(request.app.state.db)
+        return await reads.status(caller.contributor_id, event_id)
+
     unknown_campaign: dict[int | str, dict[str, Any]] = {404: {"description": "No such campaign."}}
+
+    @app.get("/v1/campaigns")
+    async def campaign_list(
+        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> CampaignList:
+        """Public: campaigns, newest first, with their specs and where their rounds stand."""
+        return CampaignList(campaigns=await campaigns(request).listed(limit))
 
     @app.get("/v1/campaigns/{campaign_id}", responses=unknown_campaign)
     async def campaign(request: Request, campaign_id: CampaignId) -> CampaignSummary:
@@ -217,6 +278,17 @@ def create_app(settings: Settings) -> FastAPI:
         await known_campaign(request, campaign_id)
         found = await campaigns(request).lineage(campaign_id)
         return Lineage(campaign_id=campaign_id, models=found)
+
+    @app.get("/v1/campaigns/{campaign_id}/samples", responses=unknown_campaign)
+    async def samples(request: Request, campaign_id: CampaignId) -> Samples:
+        """Public: a few answers of the campaign's current model, as training measured it."""
+        found = await campaigns(request).campaign(campaign_id)
+        if found is None or found.state is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign, or no rounds")
+        model_id = found.state.model_id
+        measured = await MeasurementStore(request.app.state.db).get([model_id])
+        texts = measured[model_id].samples if model_id in measured else []
+        return Samples(campaign_id=campaign_id, model_id=model_id, samples=texts)
 
     @app.get(
         "/v1/campaigns/{campaign_id}/shapley",

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,10 +23,10 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
-from crowdsft.adapters.kafka import make_broker
+from crowdsft.adapters.kafka import announcer, make_broker
 from crowdsft.adapters.rate_limit_store import LocalRateLimit, RateLimit, SharedRateLimit
 from crowdsft.adapters.service import wait_for_broker
-from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
+from crowdsft.contracts import FeedbackSubmitted, StartRound, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
     MAX_CORRECTION_CHARS,
@@ -41,7 +41,7 @@ from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.ratelimit import RateLimiter, Windows
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
-from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges
+from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges, secure_headers
 
 CLIENT_ID = "crowdsft-gateway"
 PRODUCER = "gateway"
@@ -77,6 +77,15 @@ class CampaignReceipt(BaseModel):
     campaign_id: str
 
 
+class RoundReceipt(BaseModel):
+    campaign_id: str
+    round_index: int
+    event_id: str
+
+
+CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
 def contributor_rate_limit(settings: Settings, db: mongo.Database) -> RateLimit:
     per_minute, burst = settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst
     if settings.gateway_rate_limit_shared:
@@ -88,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     load_plugins(settings.backend_modules)
     broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
+    publish = announcer(broker)
     publish_timeout_s = settings.gateway_publish_timeout_ms / 1000
 
     @asynccontextmanager
@@ -122,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="crowdsft gateway", version="1", lifespan=lifespan)
     guard_edges(app, settings.http_max_body_bytes)
+    secure_headers(app, settings)
 
     @app.post(
         "/v1/feedback",
@@ -172,6 +183,33 @@ def create_app(settings: Settings) -> FastAPI:
         if not await request.app.state.campaigns.create_with_spec(spec):
             raise HTTPException(status.HTTP_409_CONFLICT, f"campaign {spec.campaign_id} exists")
         return CampaignReceipt(campaign_id=spec.campaign_id)
+
+    @app.post(
+        "/v1/campaigns/{campaign_id}/rounds",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={
+            401: {"description": "Missing or wrong operator token."},
+            404: {"description": "No campaign that runs rounds."},
+            409: {"description": "The campaign's rounds are all done."},
+            503: {"description": "The broker is down; see Retry-After."},
+        },
+    )
+    async def start_round(campaign_id: CampaignId, _: Operator, request: Request) -> RoundReceipt:
+        """Ask selection to open the campaign's next round (a manual policy's step); asking
+        twice for the same round is one command."""
+        campaigns: CampaignStore = request.app.state.campaigns
+        spec, state = await campaigns.spec(campaign_id), await campaigns.state(campaign_id)
+        if spec is None or state is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no campaign that runs rounds")
+        if state.next_round >= spec.policy.max_rounds:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the campaign's rounds are all done")
+        command = StartRound.asking(campaign_id, state.next_round, producer=PRODUCER)
+        try:
+            await asyncio.wait_for(publish([(campaign_id, command)]), publish_timeout_s)
+        except TimeoutError as exc:
+            raise BrokerTimeout from exc
+        return RoundReceipt(campaign_id=campaign_id, round_index=state.next_round,
+                            event_id=command.event_id)  # fmt: skip
 
     return app
 

@@ -83,6 +83,64 @@ class ReadClient(_Client):
         return list(_checked(await self._http.get("/v1/leaderboard", params=params))["entries"])
 
 
+class ReadAs(ReadClient):
+    """The read API as a signed-in contributor sees it (their token on every call)."""
+
+    async def me(self) -> dict[str, Any]:
+        return dict(_checked(await self._http.get("/v1/me")))
+
+    async def submissions(self, contributor_id: str) -> list[dict[str, Any]]:
+        found = await self._http.get(f"/v1/contributors/{contributor_id}/submissions")
+        return list(_checked(found)["submissions"])
+
+    async def ledger(self, contributor_id: str, campaign_id: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+        params: dict[str, Any] = {"limit": limit}
+        if campaign_id:
+            params["campaign"] = campaign_id
+        found = await self._http.get(f"/v1/contributors/{contributor_id}/ledger", params=params)
+        return list(_checked(found)["entries"])
+
+
+class CampaignsClient(_Client):
+    """The public campaign reads: list, one, its rounds, lineage, Shapley values, samples."""
+
+    async def campaigns(self) -> list[dict[str, Any]]:
+        return list(_checked(await self._http.get("/v1/campaigns"))["campaigns"])
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        return dict(_checked(await self._http.get(f"/v1/campaigns/{campaign_id}")))
+
+    async def rounds(self, campaign_id: str) -> list[dict[str, Any]]:
+        found = await self._http.get(f"/v1/campaigns/{campaign_id}/rounds", params={"limit": 1000})
+        return list(_checked(found)["rounds"])
+
+    async def lineage(self, campaign_id: str) -> list[dict[str, Any]]:
+        return list(
+            _checked(await self._http.get(f"/v1/campaigns/{campaign_id}/lineage"))["models"]
+        )
+
+    async def shapley(self, campaign_id: str) -> dict[str, Any] | None:
+        """None until the campaign's first Shapley values are in."""
+        found = await self._http.get(f"/v1/campaigns/{campaign_id}/shapley")
+        return None if found.status_code == 404 else dict(_checked(found))
+
+    async def samples(self, campaign_id: str) -> list[str]:
+        found = await self._http.get(f"/v1/campaigns/{campaign_id}/samples")
+        return [] if found.status_code == 404 else list(_checked(found)["samples"])
+
+
+class OperatorClient(_Client):
+    """The gateway's operator endpoints."""
+
+    async def create_campaign(self, spec: dict[str, Any]) -> str:
+        return str(_checked(await self._http.post("/v1/campaigns", json=spec))["campaign_id"])
+
+    async def start_round(self, campaign_id: str) -> int:
+        answer = await self._http.post(f"/v1/campaigns/{campaign_id}/rounds")
+        return int(_checked(answer)["round_index"])
+
+
 class ChatClient(_Client):
     async def stream(self, model: str, messages: list[dict[str, str]],
                      **options: Any) -> AsyncIterator[str]:  # fmt: skip

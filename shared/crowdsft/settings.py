@@ -96,7 +96,17 @@ class Settings(BaseSettings):
     serving_max_tokens: int = Field(512, ge=1)
     serving_batch_wait_ms: int = Field(10, ge=0)
 
-    @field_validator("backend_modules", mode="before")
+    # Origins a browser may call the gateway and the read API from (comma-separated; none by
+    # default: the web app calls them from its server).
+    http_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The contributor web app: its port, where it finds the services, and whether its
+    # cookies need HTTPS (true behind TLS in production).
+    web_port: int = Field(8083, ge=0, le=65535)
+    web_gateway_url: str = "http://127.0.0.1:8080"
+    web_balances_url: str = "http://127.0.0.1:8081"
+    web_secure_cookies: bool = False
+
+    @field_validator("backend_modules", "http_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -16,7 +16,8 @@ from crowdsft.contracts import TOPIC_EVENTS, topics
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "selection", "training", "scoring", "shapley", "gateway", "balances",
-            "serving")  # fmt: skip
+            "serving", "web")  # fmt: skip
+NO_BROKER = {"balances", "web"}  # the read API talks to MongoDB only, the web app to both APIs
 GROUPLESS = {"serving"}  # reads without a consumer group: every replica sees every event
 
 
@@ -88,7 +89,7 @@ def test_each_service_runs_replicated_with_settings_only(
     assert "replicaSet" in env["CROWDSFT_MONGO_URI"]
     # Secrets come from the operator's environment, required, never a default in the file.
     assert re.search(r"mongodb://crowdsft:\$\{MONGO_PASSWORD:\?[^}]*\}@", env["CROWDSFT_MONGO_URI"])
-    if name != "balances":  # the read API talks to MongoDB only
+    if name not in NO_BROKER:
         assert env["CROWDSFT_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
         assert env["CROWDSFT_KAFKA_SASL_USERNAME"] == name
         assert env["CROWDSFT_KAFKA_SASL_PASSWORD"] == (
@@ -109,7 +110,7 @@ def test_production_is_secure_by_default(compose: dict[str, Any]) -> None:
     ray = services["ray-head"]
     assert "ports" not in ray and "--dashboard-host=127.0.0.1" in ray["command"]
     published = {name for name, s in services.items() if s.get("ports")}
-    assert published == {"gateway", "balances", "serving"}
+    assert published == {"gateway", "balances", "serving", "web"}
 
 
 def grants() -> dict[str, set[tuple[str, str, str]]]:
@@ -121,13 +122,17 @@ def grants() -> dict[str, set[tuple[str, str, str]]]:
     return table
 
 
-@pytest.mark.parametrize("name", [s for s in SERVICES if s != "balances"])
+@pytest.mark.parametrize("name", [s for s in SERVICES if s not in NO_BROKER])
 def test_each_principal_may_read_its_inputs_and_write_only_what_it_publishes(name: str) -> None:
     """The ACL table against the code: the topics a service subscribes to, and the events it
     builds (plus the dead-letter topic every consumer writes)."""
     source = "\n".join(p.read_text() for p in (REPO / "services" / name).glob("*.py"))
     subscribed = {getattr(topics, t) for t in re.findall(r"topics\.([A-Z_]+)", source)}
-    built = {t for t, event in TOPIC_EVENTS.items() if re.search(rf"\b{event.__name__}\(", source)}
+    built = {
+        t
+        for t, event in TOPIC_EVENTS.items()
+        if re.search(rf"\b{event.__name__}(\.asking)?\(", source)
+    }  # Event(...), Event.asking(...)
     consumes = bool(subscribed) and name not in GROUPLESS
     expected = (
         {("Read", "topic", t) for t in subscribed}

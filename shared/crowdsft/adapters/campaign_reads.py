@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowdsft.adapters.lineage_store import LineageStore
-from crowdsft.adapters.mongo import CAMPAIGNS, Database
+from crowdsft.adapters.mongo import CAMPAIGNS, Database, Document
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
 from crowdsft.contracts import GroupAssignment, ShapleyValue
@@ -164,6 +164,17 @@ def shapley_summary(record: ShapleyRecord) -> ShapleySummary:
     )
 
 
+def _summary(doc: Document) -> CampaignSummary:
+    state = doc.get("state")
+    return CampaignSummary(
+        campaign_id=doc["_id"],
+        name=doc.get("name") or doc["_id"],
+        created_at=doc.get("created_at"),
+        spec=CampaignSpec.model_validate(doc["spec"]) if "spec" in doc else None,
+        state=StateSummary(**state) if state is not None else None,
+    )
+
+
 class CampaignReads:
     def __init__(self, db: Database) -> None:
         self._campaigns = db[CAMPAIGNS]
@@ -174,19 +185,15 @@ class CampaignReads:
     async def exists(self, campaign_id: str) -> bool:
         return await self._campaigns.count_documents({"_id": campaign_id}, limit=1) > 0
 
+    async def listed(self, limit: int) -> list[CampaignSummary]:
+        """Newest first."""
+        found = self._campaigns.find({}, {"state.rng_state": 0}).sort("created_at", -1)
+        return [_summary(doc) async for doc in found.limit(limit)]
+
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
         """Feedback-only campaigns have neither spec nor state."""
         doc = await self._campaigns.find_one({"_id": campaign_id}, {"state.rng_state": 0})
-        if doc is None:
-            return None
-        state = doc.get("state")
-        return CampaignSummary(
-            campaign_id=doc["_id"],
-            name=doc.get("name") or doc["_id"],
-            created_at=doc.get("created_at"),
-            spec=CampaignSpec.model_validate(doc["spec"]) if "spec" in doc else None,
-            state=StateSummary(**state) if state is not None else None,
-        )
+        return None if doc is None else _summary(doc)
 
     async def rounds(self, campaign_id: str, limit: int, offset: int = 0) -> list[RoundSummary]:
         """Oldest first, `limit` rounds after skipping `offset`."""

@@ -40,8 +40,14 @@ RATE_LIMITS = "rate_limits"
 INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by content hash and event id through `_id` alone: see contribution_store.
     CONTRIBUTIONS: [],
-    SUBMISSIONS: [],
-    REJECTIONS: [IndexModel([("reason", ASCENDING)], name="by_reason")],
+    # A contributor's own submissions and refusals, for their status page.
+    SUBMISSIONS: [IndexModel([("contributor_id", ASCENDING)], name="by_contributor")],
+    REJECTIONS: [
+        IndexModel([("reason", ASCENDING)], name="by_reason"),
+        IndexModel(
+            [("contributor_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_contributor"
+        ),
+    ],
     CONTRIBUTORS: [IndexModel([("token_hash", ASCENDING)], unique=True, name="by_token_hash")],
     BALANCES: [
         IndexModel(

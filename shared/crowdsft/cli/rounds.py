@@ -14,7 +14,7 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import announcer, started_broker
 from crowdsft.cli import app
 from crowdsft.cli.store import on_store
-from crowdsft.contracts import StartRound, derive_event_id
+from crowdsft.contracts import StartRound
 from crowdsft.domain.campaign import CampaignSpec, CampaignState
 from crowdsft.settings import load_settings
 
@@ -31,13 +31,7 @@ async def _campaign(
 
 
 def start_command(campaign_id: str, round_index: int) -> StartRound:
-    """The same round asked for twice is the same command (selection opens a round once)."""
-    return StartRound(
-        event_id=derive_event_id("round.start", campaign_id, round_index),
-        producer="cli",
-        campaign_id=campaign_id,
-        round_index=round_index,
-    )
+    return StartRound.asking(campaign_id, round_index, producer="cli")
 
 
 async def _publish(command: StartRound) -> None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crowdsft.contracts.envelope import CampaignEvent, RoundEvent
+from crowdsft.contracts.envelope import CampaignEvent, RoundEvent, derive_event_id
 
 
 class GroupAssignment(BaseModel):
@@ -21,6 +21,16 @@ class StartRound(CampaignEvent):
 
     event_type: Literal["round.start"] = "round.start"
     round_index: int = Field(ge=0)
+
+    @classmethod
+    def asking(cls, campaign_id: str, round_index: int, producer: str) -> StartRound:
+        """The same round asked for twice is the same command (selection opens it once)."""
+        return cls(
+            event_id=derive_event_id("round.start", campaign_id, round_index),
+            producer=producer,
+            campaign_id=campaign_id,
+            round_index=round_index,
+        )
 
 
 class RoundOpened(RoundEvent):

@@ -1,0 +1,1 @@
+"""The contributor web app: server-rendered pages over the gateway and the read API."""
