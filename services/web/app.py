@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from crowdsft.auth import is_operator_token
 from crowdsft.client import (
     CampaignsClient,
     Feedback,
@@ -172,7 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> Response:
         me = check_form(request, csrf)
         token = token.strip()
-        if not visitor_is_operator(token):
+        if not is_operator_token(token, settings.gateway_operator_token_sha256):
             async with ReadAs(api_url, token, timeout_s=5) as reads:
                 try:
                     await reads.me()
@@ -185,15 +186,13 @@ def create_app(settings: Settings) -> FastAPI:
                         503, "Service unavailable", "The read API does not answer."
                     ) from None
         done = RedirectResponse(
-            "/operator" if visitor_is_operator(token) else "/me", status.HTTP_303_SEE_OTHER
+            "/operator"
+            if is_operator_token(token, settings.gateway_operator_token_sha256)
+            else "/me",
+            status.HTTP_303_SEE_OTHER,
         )
         keep(done, me, secure, token=token)
         return done
-
-    def visitor_is_operator(token: str) -> bool:
-        from crowdsft.auth import is_operator_token
-
-        return is_operator_token(token, settings.gateway_operator_token_sha256)
 
     @app.post("/signout")
     async def signout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:

@@ -25,7 +25,7 @@ from crowdsft.settings import Settings, settings_from
 from infra.localstack import free_port
 from tests.integration.campaign_runs import start_services, wait_finished
 from tests.integration.test_round_lora import CONTRIBUTORS, RESPONSES, lora_spec, submissions
-from tests.support.stack import REPO, ServiceProcess
+from tests.support.stack import REPO, ServiceProcess, wait_http
 
 pytest.importorskip("peft", reason="the llm extra is not installed")
 openai = pytest.importorskip("openai")
@@ -65,23 +65,6 @@ async def served_model(url: str, token: str) -> str:
     return str(answer.json()["model"])
 
 
-async def wait_serving(url: str, service: ServiceProcess, path: str = "/healthz",
-                       timeout_s: float = 120) -> None:  # fmt: skip
-    """Until the service at `url` answers `path`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as http:
-        while loop.time() < deadline:
-            assert service.alive, service.log()[-3000:]
-            try:
-                if (await http.get(f"{url}{path}")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError("serving did not come up")
-
-
 @pytest.fixture(scope="module")
 async def campaign(
     stack_env: dict[str, str], db: Database, tmp_path_factory: pytest.TempPathFactory
@@ -108,8 +91,8 @@ async def campaign(
     run = Campaign({**env}, settings, token, url)
     run.gateway = f"http://127.0.0.1:{gateway_port}"
     try:
-        await wait_serving(url, services["serving"])
-        await wait_serving(run.gateway, services["gateway"], "/openapi.json")
+        await wait_http(f"{url}/healthz", services["serving"])
+        await wait_http(f"{run.gateway}/openapi.json", services["gateway"])
         await CampaignStore(db).create_with_spec(spec)
         run.answered_after_round[-1] = await served_model(url, token)
         async with started_broker(settings, "test-crowd") as broker:

@@ -23,7 +23,7 @@ from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.settings import settings_from
 from infra.localstack import free_port
 from tests.integration.campaign_runs import ROUND_SERVICES
-from tests.support.stack import REPO, ServiceProcess
+from tests.support.stack import REPO, ServiceProcess, wait_http
 
 playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -53,21 +53,6 @@ class Site:
         self.url, self.token, self.operator, self.env = url, token, operator, env
 
 
-async def wait_up(url: str, service: ServiceProcess, timeout_s: float = 90) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as http:
-        while loop.time() < deadline:
-            assert service.alive, service.log()[-3000:]
-            try:
-                if (await http.get(url)).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.fixture(scope="module")
 async def site(stack_env: dict[str, str], db: Database,
                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:  # fmt: skip
@@ -88,9 +73,9 @@ async def site(stack_env: dict[str, str], db: Database,
     names = [*ROUND_SERVICES, "gateway", "balances", "web"]
     services = {n: ServiceProcess(f"services.{n}", env, tmp / f"{n}.log").start() for n in names}
     try:
-        await wait_up(f"http://127.0.0.1:{ports['gateway']}/openapi.json", services["gateway"])
-        await wait_up(f"http://127.0.0.1:{ports['balances']}/healthz", services["balances"])
-        await wait_up(f"http://127.0.0.1:{ports['web']}/healthz", services["web"])
+        await wait_http(f"http://127.0.0.1:{ports['gateway']}/openapi.json", services["gateway"])
+        await wait_http(f"http://127.0.0.1:{ports['balances']}/healthz", services["balances"])
+        await wait_http(f"http://127.0.0.1:{ports['web']}/healthz", services["web"])
         yield Site(f"http://127.0.0.1:{ports['web']}", token, operator, env)
     finally:
         for service in services.values():

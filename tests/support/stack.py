@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -87,3 +88,21 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+async def wait_http(url: str, service: ServiceProcess, timeout_s: float = 120) -> None:
+    """Until `url` answers 200, failing at once (with its log) if the service died."""
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while loop.time() < deadline:
+            assert service.alive, service.log()[-3000:]
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {timeout_s:.0f} s")
