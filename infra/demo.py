@@ -1,7 +1,7 @@
 """`make demo`: the whole system on the local stack, a crowd fine-tuning a real LLM.
 
 Starts Tansu + SecantusDB and every service (intake, selection, training, scoring, shapley,
-gateway, balances, web) as its own process, then:
+deadletters, gateway, balances, web) as its own process, then:
 1. registers 24 contributors of different quality (kind, grumpy, a spammer, a copier), who
    send demonstrations to the campaign in `infra/campaigns/kind-replies.yaml` through the
    HTTP gateway with their tokens and through the Kafka producer the CLI uses; duplicates and
@@ -55,6 +55,7 @@ from infra.demo_rounds import run_campaign
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIR = REPO / ".run"
 ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
+KEEPERS = ("deadletters",)  # the dead letters, for the web app's operator counts
 SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT",
                  "web": "CROWDSFT_WEB_PORT"}  # fmt: skip
 # LoRA rounds take tens of seconds: a consumer need not ask an idle broker 50 times a second,
@@ -74,7 +75,7 @@ def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     env["CROWDSFT_WEB_GATEWAY_URL"] = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     env["CROWDSFT_WEB_BALANCES_URL"] = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
     env.setdefault("CROWDSFT_ARTIFACT_ROOT", str(run_dir / "artifacts"))
-    for name in (*ROUND_SERVICES, *SERVICE_PORTS):
+    for name in (*ROUND_SERVICES, *KEEPERS, *SERVICE_PORTS):
         pid = localstack.read_pid(run_dir, name)
         if pid is not None and localstack.pid_alive(pid):
             continue

@@ -9,7 +9,7 @@
 set -euo pipefail
 BIN=/opt/kafka/bin
 LOCAL=localhost:9094
-SERVICES="intake selection training scoring shapley gateway serving operator"
+SERVICES="intake selection training scoring shapley deadletters gateway serving operator"
 rm -f /tmp/crowdsft-ready
 
 for user in $SERVICES; do

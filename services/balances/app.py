@@ -1,6 +1,7 @@
 """Balances API: wiring only. Reads what scoring wrote; the leaderboard and campaigns (spec,
 rounds, lineage, Shapley values) are public, a ledger is shown only to its own contributor,
-and a campaign's exports (its dataset, a model's adapter) only to operators."""
+and a campaign's exports (its dataset, a model's adapter) and the dead letters only to
+operators."""
 
 # No `from __future__ import annotations`: FastAPI must see the closures' real annotations.
 
@@ -27,12 +28,14 @@ from crowdsft.adapters.campaign_reads import (
     ShapleySummary,
 )
 from crowdsft.adapters.contributor_store import ContributorStore
+from crowdsft.adapters.dead_letter_store import DeadLetterStore
 from crowdsft.adapters.export_reads import campaign_data, model_lineage
 from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.submission_reads import SubmissionReads, SubmissionStatus
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.dataset import Status, rows
+from crowdsft.domain.dead_letters import DeadLetter, DeadLetterCount
 from crowdsft.domain.ledger import LedgerEntry
 from crowdsft.domain.model_card import adapter_keys
 from crowdsft.reporting.dataset_files import DatasetFormat, encoded
@@ -90,6 +93,13 @@ class Me(BaseModel):
 class Submissions(BaseModel):
     contributor_id: str
     submissions: list[SubmissionStatus]
+
+
+class DeadLetters(BaseModel):
+    campaign_id: str | None
+    total: int
+    counts: list[DeadLetterCount]
+    recent: list[DeadLetter]
 
 
 class Health(BaseModel):
@@ -305,6 +315,21 @@ def create_app(settings: Settings) -> FastAPI:
         401: {"description": "Missing or wrong operator token."},
         404: {"description": "No such campaign, or no such model in it."},
     }
+
+    @app.get("/v1/dead-letters", responses={401: operator_only[401]})
+    async def dead_letters(
+        request: Request,
+        _: Operator,
+        campaign: CampaignFilter = None,
+        limit: Annotated[int, Query(ge=0, le=100)] = 20,
+    ) -> DeadLetters:
+        """Operators: what the services set aside, counted by reason, and the newest records
+        with their bytes. `campaign` keeps those whose original names that campaign."""
+        store = DeadLetterStore(request.app.state.db)
+        counts = await store.counts(campaign)
+        recent = await store.recent(campaign, limit) if limit else []
+        total = sum(c.count for c in counts)
+        return DeadLetters(campaign_id=campaign, total=total, counts=counts, recent=recent)
 
     @app.get(
         "/v1/campaigns/{campaign_id}/export",

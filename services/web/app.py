@@ -25,6 +25,7 @@ from crowdsft.client import (
     Feedback,
     GatewayClient,
     OperatorClient,
+    OperatorReads,
     ReadAs,
     ServiceError,
 )
@@ -141,6 +142,11 @@ def create_app(settings: Settings) -> FastAPI:
         if not me.operator:
             raise Page(401, "Operators only", "Sign in with the operator token.")
         return me
+
+    async def dead_letters(me: Visitor, campaign_id: str | None = None) -> dict[str, Any]:
+        async with OperatorReads(api_url, me.token, timeout_s=5) as reads:
+            found: dict[str, Any] = await call(lambda: reads.dead_letters(campaign_id, limit=10))
+            return found
 
     def check_form(request: Request, csrf: str | None) -> Visitor:
         me = who(request)
@@ -309,10 +315,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/operator", response_class=HTMLResponse)
     async def operator(request: Request) -> Response:
-        require_operator(request)
+        me = require_operator(request)
         found = await call(public(request).campaigns)
         return render(
-            request, "operator.html", campaigns=found, done=request.query_params.get("done")
+            request,
+            "operator.html",
+            campaigns=found,
+            letters=await dead_letters(me),
+            done=request.query_params.get("done"),
         )
 
     @app.post("/operator/campaigns")
@@ -337,7 +347,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/operator/campaigns/{campaign_id}", response_class=HTMLResponse)
     async def operator_campaign(request: Request, campaign_id: str) -> Response:
-        require_operator(request)
+        me = require_operator(request)
         client = public(request)
         found = await call(lambda: client.campaign(campaign_id))
         rounds = await call(lambda: client.rounds(campaign_id)) if found.get("state") else []
@@ -348,6 +358,7 @@ def create_app(settings: Settings) -> FastAPI:
             campaign=found,
             rounds=rounds,
             models=models,
+            letters=await dead_letters(me, campaign_id),
             done=request.query_params.get("done"),
         )
 

@@ -141,6 +141,16 @@ class OperatorClient(_Client):
         return int(_checked(answer)["round_index"])
 
 
+class OperatorReads(_Client):
+    """The read API's operator endpoints (the operator token on every call)."""
+
+    async def dead_letters(self, campaign_id: str | None = None, limit: int = 20) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if campaign_id:
+            params["campaign"] = campaign_id
+        return dict(_checked(await self._http.get("/v1/dead-letters", params=params)))
+
+
 class ChatClient(_Client):
     async def stream(self, model: str, messages: list[dict[str, str]],
                      **options: Any) -> AsyncIterator[str]:  # fmt: skip

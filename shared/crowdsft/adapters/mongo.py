@@ -36,6 +36,7 @@ ARTIFACTS = "artifacts"
 SHAPLEY = "shapley"
 FINGERPRINTS = "fingerprints"
 RATE_LIMITS = "rate_limits"
+DEAD_LETTERS = "dead_letters"
 
 INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by content hash and event id through `_id` alone: see contribution_store.
@@ -83,6 +84,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by contribution id; read back a campaign at a time.
     FINGERPRINTS: [IndexModel([("campaign_id", ASCENDING)], name="by_campaign")],
     RATE_LIMITS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl")],
+    # Keyed by the dead letter's event id; counted by reason, listed per campaign.
+    DEAD_LETTERS: [
+        IndexModel(
+            [("kind", ASCENDING), ("source_topic", ASCENDING), ("reason", ASCENDING)],
+            name="by_reason",
+        ),
+        IndexModel([("campaign_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_campaign"),
+    ],
 }
 
 

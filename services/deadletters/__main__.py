@@ -1,0 +1,3 @@
+from services.deadletters.app import main
+
+main()
