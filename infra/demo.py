@@ -36,6 +36,7 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.contributor_store import ContributorExists, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import ensure_topics, started_broker
+from crowdsft.auth import hash_token, new_token
 from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
 from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
 from crowdsft.domain.campaign import CampaignSpec
@@ -65,9 +66,19 @@ FETCH_WAIT_MS = "100"
 console = Console()
 
 
+def operator_token(run_dir: Path) -> str:
+    """The demo's operator token, kept (owner-only) beside the stack for services already up."""
+    path = run_dir / "operator-token"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(new_token())
+    return path.read_text().strip()
+
+
 def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     """Each service in its own process with its PID file next to the stack's."""
     env = dict(env)
+    env.setdefault("CROWDSFT_GATEWAY_OPERATOR_TOKEN_SHA256", hash_token(operator_token(run_dir)))
     for key in SERVICE_PORTS.values():
         env.setdefault(key, str(localstack.free_port()))
     env["CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS"] = FETCH_WAIT_MS
@@ -201,6 +212,7 @@ async def run(args: argparse.Namespace) -> None:
         "gateway": gateway,
         "balances_api": balances,
         "web": web,
+        "operator_token_file": str(args.run_dir / "operator-token"),
         "llm_campaign": llm,
         "round_campaign": vector,
     }
@@ -237,6 +249,8 @@ def report(summary: dict[str, Any], out: Path) -> None:
         console.print(f"  lineage:     {balances}/v1/campaigns/{campaign}/lineage")
     console.print(f"web app:  {summary['web']}/  (sign in with a contributor token: "
                   "`crowdsft contributor create --id you`)")  # fmt: skip
+    console.print(f"  operators sign in with the token in {summary['operator_token_file']}"
+                  " (campaigns, rounds, dead letters)")  # fmt: skip
     console.print(
         f"the whole demo took {summary['seconds']:.0f} s; services keep running for "
         "you to explore; stop everything with `make down`"

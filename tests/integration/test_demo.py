@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from infra import localstack
 from tests.support.stack import REPO
@@ -33,10 +37,11 @@ def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
         result = subprocess.run(
             command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False
         )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        left_up(summary, result.stdout)
     finally:
         localstack.down(run_dir, quiet=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
     # Intake: every demonstration stored once; duplicates (the copier's disguised copies
     # among them) and broken records refused.
     llm = summary["llm_campaign"]
@@ -63,3 +68,23 @@ def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
     assert abs(campaign["final_distance"] - campaign["engine_final_distance"]) < 1e-9
     assert (out / "rounds.png").stat().st_size > 10_000
     assert "leaderboard:" in result.stdout and "/docs" in result.stdout
+
+
+def left_up(summary: dict[str, Any], printed: str) -> None:
+    """The services stay up after the demo: the web app shows its campaigns, and operators
+    sign in with the printed token file and see the broken clients' records counted."""
+    web, api = summary["web"], summary["balances_api"]
+    assert f"web app:  {web}/" in printed.replace("\n", "")
+    llm = summary["llm_campaign"]["campaign_id"]
+    board = httpx.get(f"{web}/leaderboard", params={"campaign": llm}, timeout=10)
+    assert board.status_code == 200 and "kind01" in board.text
+    token = Path(summary["operator_token_file"]).read_text().strip()
+    operator = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 30
+    while True:
+        letters = httpx.get(f"{api}/v1/dead-letters", headers=operator, timeout=10).json()
+        if letters["total"] >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert letters["total"] == 5  # the five broken records the demo sent (a private stack)
+    assert sum(c["count"] for c in letters["counts"] if c["kind"] == "feedback") == 5

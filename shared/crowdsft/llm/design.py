@@ -6,7 +6,7 @@ functions decide which examples each model sees, so the design is testable in mi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +49,48 @@ def remove_used(pool: Sequence[int], used: Sequence[int]) -> list[int]:
     """The winner's examples leave the pool; the losers' go back for the next generation."""
     taken = set(used)
     return [i for i in pool if i not in taken]
+
+
+@dataclass(frozen=True)
+class Generation:
+    index: int  # 1-based, as the paper counts
+    parts: list[list[int]]  # each candidate's examples (pool positions), disjoint
+    distances: list[float]  # each candidate's distance by the selection reference
+    best: int  # the candidate closest by that reference
+    won: bool  # whether the best replaced the model in hand (always, ungated)
+
+
+# What a generation's candidate `c` scores when fine-tuned on `rows` from the model in hand,
+# `parent` being the (generation, candidate) winners that model is made of.
+Measure = Callable[[int, int, list[int], tuple[tuple[int, int], ...]], float]
+
+
+def run_generations(
+    pool: Sequence[int],
+    sizes: Sequence[int],
+    candidates: int,
+    rng: np.random.Generator,
+    measure: Measure,
+    start_distance: float,
+    gate: bool,
+) -> list[Generation]:
+    """The tournament's generations. Each cuts disjoint parts from the unused pool; the
+    closest candidate's examples leave the pool, the others' go back. The paper's protocol
+    (ungated) always moves to the best candidate; gated, the model moves only when the best is
+    strictly closer than the model in hand, as the services' improvement gate does."""
+    remaining, in_hand = list(pool), start_distance
+    parent: tuple[tuple[int, int], ...] = ()
+    generations: list[Generation] = []
+    for index, size in enumerate(sizes, start=1):
+        parts = split_generation(remaining, size, candidates, rng)
+        distances = [measure(index, c, rows, parent) for c, rows in enumerate(parts)]
+        best = int(np.argmin(distances))  # ties: the first candidate
+        remaining = remove_used(remaining, parts[best])
+        won = not gate or distances[best] < in_hand
+        if won:
+            parent, in_hand = (*parent, (index, best)), distances[best]
+        generations.append(Generation(index, parts, distances, best, won))
+    return generations
 
 
 def reduction(multi: float, single: float) -> float:

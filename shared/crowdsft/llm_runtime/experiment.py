@@ -24,7 +24,7 @@ from crowdsft.llm.config import (
     SamplingConfig,
     SftHyperparameters,
 )
-from crowdsft.llm.design import emotion_target, reduction, remove_used, split_generation
+from crowdsft.llm.design import emotion_target, reduction, run_generations
 from crowdsft.llm_runtime.jobs import (
     EvaluateJob,
     Evaluation,
@@ -182,24 +182,30 @@ def run_llm_experiment(
         outcomes.append(_outcome(f"single-{n}", "single", None, n, evaluation, seconds))
         on_step(f"single-{n}")
 
-    rng = np.random.default_rng(cfg.seed)
-    pool = list(range(len(texts)))
-    current, current_distance = root, base.distance
-    for generation, size in enumerate(cfg.parts, start=1):
-        parts = split_generation(pool, size, cfg.candidates, rng)
-        measured = []
-        for c, rows in enumerate(parts):
-            key = f"gen{generation}-c{c}"
-            evaluation, seconds = train(key, current, rows)
-            measured.append(_outcome(key, "multi", generation, size, evaluation, seconds))
-            on_step(key)
-        best = int(np.argmin([m.distance for m in measured]))
-        pool = remove_used(pool, parts[best])
-        if not cfg.gate or measured[best].distance < current_distance:
-            measured[best] = _won(measured[best])
-            current = ModelRef(cfg.base_model, (*current.adapters, f"gen{generation}-c{best}"))
-            current_distance = measured[best].distance
-        outcomes.extend(measured)
+    measured: dict[tuple[int, int], ModelOutcome] = {}
+
+    def candidate(generation: int, c: int, rows: list[int],
+                  parent: tuple[tuple[int, int], ...]) -> float:  # fmt: skip
+        key = f"gen{generation}-c{c}"
+        model = ModelRef(cfg.base_model, tuple(f"gen{g}-c{w}" for g, w in parent))
+        evaluation, seconds = train(key, model, rows)
+        measured[generation, c] = _outcome(key, "multi", generation, len(rows), evaluation,
+                                           seconds)  # fmt: skip
+        on_step(key)
+        return evaluation.distance
+
+    generations = run_generations(range(len(texts)), cfg.parts, cfg.candidates,
+                                  np.random.default_rng(cfg.seed), candidate, base.distance,
+                                  cfg.gate)  # fmt: skip
+    chain: tuple[str, ...] = ()
+    for generation in generations:
+        for c in range(cfg.candidates):
+            won = generation.won and c == generation.best
+            outcomes.append(_won(measured[generation.index, c]) if won else
+                            measured[generation.index, c])  # fmt: skip
+        if generation.won:
+            chain = (*chain, f"gen{generation.index}-c{generation.best}")
+    current = ModelRef(cfg.base_model, chain)
     if cfg.rescore:
         largest = ModelRef(cfg.base_model, (f"single-{cfg.singles[-1]}",))
         for label, model in (

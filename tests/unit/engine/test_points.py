@@ -1,5 +1,7 @@
 """Point rules and the tournament that feeds them."""
 
+from itertools import permutations
+
 import numpy as np
 import pytest
 
@@ -70,15 +72,41 @@ def test_shapley_rule_efficiency_and_sign(evaluation: str) -> None:
     assert shares.sum() == pytest.approx(gain)
     awards = get_point_rule("shapley")(state)
     assert awards.min() == pytest.approx(0.0)
-    # Before the common shift, each group's members receive exactly the group's share.
+    # Undo the scale (n) and the common shift: before it the awards add up to the gain.
+    n = 12
+    shift = (gain - awards.sum() / n) / n
+    unshifted = awards / n + shift
     effects = leave_one_out_effects(state)
-    raw = awards / 12 + (awards / 12).min()  # shift is common, so per-group sums differ by it
     for g in range(3):
         members = state.labels == g
+        # The group's members together receive exactly its Shapley share, worked out by hand
+        # over the 3! orders in which the groups can join ...
+        assert unshifted[members].sum() == pytest.approx(by_hand_group_share(state, g))
+        # ... and split it by their leave-one-out effects, centred within the group.
+        spread = unshifted[members]
         centred = effects[members] - effects[members].mean()
-        spread = awards[members] / 12
         np.testing.assert_allclose(spread - spread.mean(), centred, atol=1e-12)
-    assert raw.shape == (12,)
+
+
+def by_hand_group_share(state: RoundState, group: int) -> float:
+    """Group `group`'s Shapley value of the pooled-step game, averaged over join orders."""
+
+    def value(groups: set[int]) -> float:
+        if not groups:
+            return 0.0
+        members = np.isin(state.labels, sorted(groups))
+        w = state.weights[members]
+        centroid = (w[:, None] * state.users[members]).sum(axis=0) / w.sum()
+        step = state.model + state.delta * (centroid - state.model)
+        model = state.evaluate(state.model[None, :], state.target)[0]
+        return float(state.evaluate(step[None, :], state.target)[0] - model)
+
+    orders = list(permutations(range(state.n_groups)))
+    total = 0.0
+    for order in orders:
+        before = set(order[: order.index(group)])
+        total += value(before | {group}) - value(before)
+    return total / len(orders)
 
 
 def test_every_rule_registered() -> None:
