@@ -52,6 +52,9 @@ bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/rounds.py
 	$(PY) bench/shapley.py
 	$(PY) bench/sybil.py
+	$(PY) bench/paper_main.py
+	$(PY) bench/paper_main.py --protocol paper
+	$(PY) bench/rules_equal_cost.py
 	$(PY) bench/store_crash.py
 	$(PY) bench/lora.py
 	$(PY) bench/serving.py

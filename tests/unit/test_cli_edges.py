@@ -48,7 +48,7 @@ def test_jsonl_errors_name_the_files_real_lines(tmp_path: Path) -> None:
 def test_help_lists_the_choices_and_the_version_prints() -> None:
     shown = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
     assert "one of marginal, rank, shapley" in shown.stdout
-    assert "one of epsilon_greedy, interleaved, random" in shown.stdout
+    assert "one of epsilon_greedy, interleaved, interleaved_paper, random" in shown.stdout
     backends = shown.stdout.split("Training backend: one of ")[1].split("(default")[0]
     assert {"lora", "vector"} <= {name.strip() for name in backends.split(",")}
     version = CliRunner().invoke(app, ["--version"])

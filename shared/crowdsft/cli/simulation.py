@@ -28,6 +28,7 @@ from crowdsft.engine.experiment import (
     summarize_runs,
 )
 from crowdsft.engine.grouping import GROUPINGS
+from crowdsft.engine.protocol import PROTOCOLS, Protocol
 from crowdsft.engine.shapley import CentroidGame, estimate_shapley
 from crowdsft.engine.simulation import SimulationConfig
 from crowdsft.engine_data import load_population
@@ -58,6 +59,7 @@ def run_setting(
     shapley: ShapleySettings,
     workers: int,
     label: str = "runs",
+    protocol: Protocol = "ours",
 ) -> list[RunResult]:
     """All runs of one setting behind a progress bar."""
     with progress_bar(runs, label, console) as tick:
@@ -69,7 +71,30 @@ def run_setting(
             shapley=shapley,
             workers=_workers(workers),
             on_done=tick,
+            protocol=protocol,
+            reference=paper_estimate if protocol == "paper" else None,
         )
+
+
+def paper_estimate(game: CentroidGame, run: int) -> NDArray[np.float64]:
+    """The authors' KernelSHAP-10k, seeded by the run (a module function: it is pickled)."""
+    from crowdsft.engine_shap import paper_kernelshap
+
+    return paper_kernelshap(game, seed=run)
+
+
+PAPER_PROTOCOL = {
+    "crowd": "the first N+1 rows of the population in file order, shuffled once "
+    "(pandas sample(frac=1, random_state=42)); each run draws the expert from them",
+    "interleaved": "interleaved_paper: each half dealt from group 0, ties in index order",
+    "paper_estimate": "shap.KernelExplainer, background one zero row, nsamples=10000, "
+    "l1_reg=num_features(N): pearson_paper_estimate",
+}
+OUR_PROTOCOL = {
+    "crowd": "N+1 distinct rows drawn afresh per run from the whole population",
+    "interleaved": "interleaved: dealing continues where the bottom half ended, ties at random",
+    "paper_estimate": "not computed",
+}
 
 
 @app.command()
@@ -91,16 +116,26 @@ def simulate(
     shapley_samples: int = typer.Option(0, help="Fixed evaluation budget (0: stop at error)."),
     shapley_rel_error: float = typer.Option(0.01, help="Target relative error ||se||/||phi||."),
     workers: int = typer.Option(0, help="Processes (0: all cores)."),
+    protocol: str = typer.Option(
+        "ours",
+        help="ours | paper: the authors' crowd draw, interleaved dealing and tie order, and "
+        "fairness also against their KernelSHAP estimate (needs shap).",
+    ),
     out: Path = typer.Option(Path("out/simulate"), help="Output directory."),
 ) -> None:
     """Run the crowd simulation; write runs.csv, summary.json and plots to --out."""
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"choose from {', '.join(PROTOCOLS)}", param_hint="--protocol")
+    chosen: Protocol = "paper" if protocol == "paper" else "ours"
+    if chosen == "paper" and grouping == "interleaved":
+        grouping = "interleaved_paper"
     config = SimulationConfig(
         users, groups, grouping, evaluation, points, rounds, delta, judge_error
     )
     settings = ShapleySettings(shapley_method, shapley_rel_error, shapley_samples or None)
     population = load_population(data)
     started = time.perf_counter()
-    results = run_setting(config, population, runs, seed, settings, workers)
+    results = run_setting(config, population, runs, seed, settings, workers, protocol=chosen)
     summary = summarize_runs(results)
     out.mkdir(parents=True, exist_ok=True)
     write_runs_csv(out / "runs.csv", results)
@@ -108,6 +143,7 @@ def simulate(
         out / "summary.json",
         {
             "config": asdict(config),
+            "protocol": {"name": chosen, **(PAPER_PROTOCOL if chosen == "paper" else OUR_PROTOCOL)},
             "shapley": asdict(settings),
             "data": data,
             "runs": runs,

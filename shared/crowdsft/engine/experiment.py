@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from crowdsft.engine.crowd import Crowd, sample_crowd
+from crowdsft.engine.crowd import Crowd
+from crowdsft.engine.protocol import Protocol, draw_crowd
 from crowdsft.engine.shapley import CentroidGame, ShapleyResult, estimate_shapley
 from crowdsft.engine.simulation import SimulationConfig, Trajectory, simulate
 from crowdsft.engine.stats import pearson, spearman, summarize
 
 FloatArray = NDArray[np.float64]
+# Another Shapley estimate to measure fairness against: (game, run index) -> values.
+ReferenceEstimate = Callable[[CentroidGame, int], FloatArray]
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class RunResult:
     distances: FloatArray
     points: FloatArray
     shapley: FloatArray
+    # Against a second estimate, e.g. the authors' own (NaN when none was asked for).
+    pearson_paper_estimate: float = float("nan")
 
     def metrics(self) -> dict[str, float]:
         """The scalar metrics only."""
@@ -60,6 +65,7 @@ METRICS = (
     "pearson",
     "spearman",
     "shapley_rel_error",
+    "pearson_paper_estimate",
 )
 
 
@@ -75,13 +81,21 @@ def run_once(
     seed: int,
     run: int,
     runs: int,
+    protocol: Protocol = "ours",
+    reference: ReferenceEstimate | None = None,
 ) -> RunResult:
-    """Run number ``run`` of ``runs`` for this seed (picklable, for worker processes)."""
+    """Run number ``run`` of ``runs`` for this seed (picklable, for worker processes). The
+    paper protocol draws the authors' crowd; `reference` (e.g. the authors' own KernelSHAP
+    estimate) is a second estimate that fairness is also measured against."""
     crowd_ss, sim_ss, shap_ss = run_streams(seed, runs)[run]
-    crowd = sample_crowd(population, config.n_users, np.random.default_rng(crowd_ss))
+    crowd = draw_crowd(protocol, population, config.n_users, np.random.default_rng(crowd_ss))
     trajectory = simulate(config, crowd, np.random.default_rng(sim_ss))
     values = shapley_of_crowd(crowd, config.evaluation, shapley, np.random.default_rng(shap_ss))
-    return run_result(run, trajectory, values)
+    result = run_result(run, trajectory, values)
+    if reference is not None:
+        theirs = reference(CentroidGame(crowd.users, crowd.expert, config.evaluation), run)
+        result = replace(result, pearson_paper_estimate=pearson(trajectory.points, theirs))
+    return result
 
 
 def shapley_of_crowd(
@@ -119,6 +133,8 @@ def run_experiment(
     shapley: ShapleySettings | None = None,
     workers: int = 1,
     on_done: Callable[[RunResult], None] | None = None,
+    protocol: Protocol = "ours",
+    reference: ReferenceEstimate | None = None,
 ) -> list[RunResult]:
     """All runs of one setting, in run order, optionally spread over ``workers`` processes."""
     config.validate()
@@ -126,13 +142,16 @@ def run_experiment(
     results: list[RunResult] = []
     if workers <= 1:
         for i in range(runs):
-            results.append(run_once(config, population, shapley, seed, i, runs))
+            results.append(
+                run_once(config, population, shapley, seed, i, runs, protocol, reference)
+            )
             if on_done:
                 on_done(results[-1])
         return results
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(run_once, config, population, shapley, seed, i, runs) for i in range(runs)
+            pool.submit(run_once, config, population, shapley, seed, i, runs, protocol, reference)
+            for i in range(runs)
         ]
         for f in futures:
             results.append(f.result())

@@ -72,3 +72,18 @@ def interleaved_grouping(
     labels = np.empty(order.size, dtype=np.int64)
     labels[dealt] = np.arange(order.size) % n_groups
     return labels
+
+
+@register("interleaved_paper")
+def interleaved_paper_grouping(
+    points: FloatArray, n_groups: int, round_index: int, n_rounds: int, rng: np.random.Generator
+) -> IntArray:
+    """The authors' interleaving: a stable sort by points (ties in index order), each half
+    shuffled and dealt round-robin from group 0 (ours continues where the bottom half ended)."""
+    order = np.argsort(points, kind="stable").astype(np.int64)
+    half = order.size // 2
+    labels = np.empty(order.size, dtype=np.int64)
+    for part in (order[:half], order[half:]):
+        dealt = rng.permutation(part)
+        labels[dealt] = np.arange(dealt.size) % n_groups
+    return labels

@@ -81,3 +81,28 @@ def plot_heatmap(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(im, ax=ax)
     save_figure(fig, path)
+
+
+def plot_series_with_intervals(
+    x: Sequence[float],
+    series: dict[str, list[tuple[float, float, float]]],
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+) -> None:
+    """One line per series, each point (mean, low, high) with its interval as an error bar."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    positions = np.arange(len(x))
+    for offset, (label, points) in enumerate(series.items()):
+        means = np.array([p[0] for p in points])
+        errors = np.array([[p[0] - p[1] for p in points], [p[2] - p[0] for p in points]])
+        shift = (offset - (len(series) - 1) / 2) * 0.04
+        ax.errorbar(positions + shift, means, yerr=errors, marker="o", capsize=3, label=label)
+    ax.set_xticks(positions, [str(v) for v in x])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    save_figure(fig, path)

@@ -29,6 +29,25 @@ def test_simulate_writes_runs_summary_and_plots(tmp_path: Path) -> None:
     assert (out / "points_vs_shapley.png").stat().st_size > 0
 
 
+def test_simulate_with_the_papers_protocol_says_so_and_adds_their_estimate(tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    args = ["simulate", "--users", "10", "--groups", "2", "--rounds", "10", "--runs", "2",
+            "--grouping", "interleaved", "--protocol", "paper", "--shapley-method", "exact",
+            "--workers", "1", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"]["name"] == "paper"
+    assert summary["config"]["grouping"] == "interleaved_paper"  # their dealing
+    assert summary["metrics"]["pearson_paper_estimate"]["n"] == 2
+    mine_args = [a if a != "paper" else "ours" for a in args[:-1]] + [str(tmp_path / "o")]
+    ours = runner.invoke(app, mine_args)
+    assert ours.exit_code == 0, ours.output
+    mine = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert mine["config"]["grouping"] == "interleaved"
+    assert mine["metrics"]["pearson_paper_estimate"]["n"] == 0
+
+
 def test_sweep_tiny_grid(tmp_path: Path) -> None:
     args = ["sweep", "--users", "10", "--groups", "2,3", "--groupings", "random",
             "--evaluations", "l2", "--rounds", "10", "--runs", "2",

@@ -16,7 +16,8 @@ def test_partition_into_near_equal_groups(name: str, n: int, g: int) -> None:
         assert labels.shape == (n,)
         sizes = np.bincount(labels, minlength=g)
         assert sizes.size == g and sizes.sum() == n
-        assert sizes.max() - sizes.min() <= 1
+        # The authors' dealing starts each half at group 0: up to one extra member per half.
+        assert sizes.max() - sizes.min() <= (2 if name == "interleaved_paper" else 1)
 
 
 def test_interleaved_groups_mix_top_and_bottom_half() -> None:
