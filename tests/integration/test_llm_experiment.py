@@ -58,3 +58,20 @@ def test_small_llm_experiment_writes_table_and_results(tmp_path: Path) -> None:
                        "--neighbours", "12", "--singles", "4", "--parts", "5,5,5",
                        cache=cache)  # fmt: skip
     assert refused.returncode != 0 and "left in the pool" in refused.stderr
+
+    # The authors' selection: winners picked by the distance to the anchor comment, reported
+    # against the target.
+    anchor_out = tmp_path / "anchor"
+    picked = crowdsft(
+        "experiment", "llm", "--emotion", "neutral", "--data", str(DATA), "--out",
+        str(anchor_out), "--base", "tiny", "--neighbours", "12", "--singles", "12",
+        "--parts", "4,2,2", "--samples", "3", "--max-new-tokens", "6", "--pool-limit", "200",
+        "--selection", "anchor", cache=cache,
+    )  # fmt: skip
+    assert picked.returncode == 0, picked.stderr[-3000:]
+    outcomes = json.loads((anchor_out / "neutral" / "result.json").read_text())["outcomes"]
+    for generation in (1, 2, 3):
+        candidates = [o for o in outcomes if o["generation"] == generation]
+        by_anchor = min(candidates, key=lambda o: o["anchor_distance"])
+        assert [o["won"] for o in candidates] == [o is by_anchor for o in candidates]
+        assert all(o["anchor_distance"] != o["distance"] for o in candidates)

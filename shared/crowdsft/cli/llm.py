@@ -65,8 +65,13 @@ def experiment_llm(
     seed: int = typer.Option(0, min=0),
     gate: bool = typer.Option(False, help="Ours: move only to a closer winner."),
     rescore: bool = typer.Option(False, help="Ours: re-measure the finalists on fresh samples."),
+    selection: str = typer.Option(
+        "target", help="Pick winners by the distance to: target (ours) | anchor (the authors')."
+    ),
 ) -> None:
     """Single models vs the 3 x 3 tournament, per emotion; table in OUT/table.md."""
+    if selection not in ("target", "anchor"):
+        raise typer.BadParameter("choose target or anchor", param_hint="--selection")
     from crowdsft.llm.design import check_design
     from crowdsft.llm_runtime.emotions import emotion_names, load_split
     from crowdsft.llm_runtime.experiment import LlmExperimentConfig, run_llm_experiment
@@ -106,6 +111,7 @@ def experiment_llm(
                 seed=seed,
                 gate=gate,
                 rescore=rescore,
+                selection="anchor" if selection == "anchor" else "target",
             )
 
             def on_model(label: str, emotion_name: str = name) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +39,7 @@ from crowdsft.llm_runtime.models import pick_device
 from crowdsft.llm_runtime.sft import Example
 
 FloatArray = NDArray[np.float64]
+Selection = Literal["target", "anchor"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class LlmExperimentConfig:
     # re-measured on fresh samples, so best-of-3 luck does not flatter the tournament.
     gate: bool = False
     rescore: bool = False
+    # Which point a generation's winner is picked by: the target (ours) or the anchor comment's
+    # phi (the authors'); every reported distance is to the target either way.
+    selection: Selection = "target"
 
     def llm_spec(self) -> LlmSpec:
         sampling = SamplingConfig(
@@ -88,6 +93,7 @@ class ModelOutcome:
     generation_seconds: float = 0.0
     new_tokens: int = 0
     samples: list[str] = field(default_factory=list)
+    anchor_distance: float = float("nan")  # measured only when selecting by the anchor
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def run_llm_experiment(
     started = time.perf_counter()
     chosen = emotion_target(pool_phi, emotion_index, cfg.neighbours)
     target = [float(x) for x in chosen.target]
+    anchor = [float(x) for x in pool_phi[chosen.anchor]] if cfg.selection == "anchor" else None
     texts = [pool_texts[i] for i in chosen.neighbours]  # nearest first
     work = cfg.out_dir / "artifacts" / cfg.emotion
     shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
@@ -170,11 +177,12 @@ def run_llm_experiment(
     def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:
         examples = [Example(PAPER_PROMPT, pool_texts[int(chosen.neighbours[i])]) for i in rows]
         job = TrainJob(model, key, examples, ["pool"] * len(rows), spec, target, workspace,
-                       heldout=False)  # fmt: skip
+                       heldout=False, reference=anchor)  # fmt: skip
         result = train_candidate(job)
         return result.evaluation, result.train_seconds
 
-    base = evaluate_model(EvaluateJob(root, spec, target, workspace, heldout=False))
+    base = evaluate_model(EvaluateJob(root, spec, target, workspace, heldout=False,
+                                      reference=anchor))  # fmt: skip
     outcomes = [_outcome("base", "base", None, 0, base, 0.0)]
     on_step("base")
     for n in cfg.singles:
@@ -184,6 +192,9 @@ def run_llm_experiment(
 
     measured: dict[tuple[int, int], ModelOutcome] = {}
 
+    def selected_by(evaluation: Evaluation) -> float:
+        return evaluation.reference_distance if anchor is not None else evaluation.distance
+
     def candidate(generation: int, c: int, rows: list[int],
                   parent: tuple[tuple[int, int], ...]) -> float:  # fmt: skip
         key = f"gen{generation}-c{c}"
@@ -192,10 +203,10 @@ def run_llm_experiment(
         measured[generation, c] = _outcome(key, "multi", generation, len(rows), evaluation,
                                            seconds)  # fmt: skip
         on_step(key)
-        return evaluation.distance
+        return selected_by(evaluation)
 
     generations = run_generations(range(len(texts)), cfg.parts, cfg.candidates,
-                                  np.random.default_rng(cfg.seed), candidate, base.distance,
+                                  np.random.default_rng(cfg.seed), candidate, selected_by(base),
                                   cfg.gate)  # fmt: skip
     chain: tuple[str, ...] = ()
     for generation in generations:
@@ -236,6 +247,7 @@ def _outcome(label: str, kind: str, generation: int | None, examples: int,
         generation_seconds=evaluation.generation_seconds,
         new_tokens=evaluation.new_tokens,
         samples=evaluation.samples[:3],
+        anchor_distance=evaluation.reference_distance,
     )
 
 

@@ -52,6 +52,9 @@ class Evaluation:
     new_tokens: int
     generation_seconds: float
     samples: list[str] = field(default_factory=list)
+    # The same samples' mean distance to a second reference, when one was asked for (the
+    # authors' LLM experiment selects by the anchor comment and reports against the target).
+    reference_distance: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class EvaluateJob:
     target: list[float]
     workspace: Workspace
     heldout: bool = True
+    reference: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class TrainJob:
     target: list[float]
     workspace: Workspace
     heldout: bool = True
+    reference: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def evaluate(
     target: list[float],
     cache: Path | None,
     heldout: bool = True,
+    reference: list[float] | None = None,
 ) -> Evaluation:
     device = str(next(model.parameters()).device)
     phi = load_phi(spec.phi, cache, device)
@@ -115,6 +121,11 @@ def evaluate(
         new_tokens=tokens,
         generation_seconds=seconds,
         samples=chosen.texts[:5],
+        reference_distance=(
+            mean_distance(vectors, np.asarray(reference, dtype=np.float64))
+            if reference is not None
+            else float("nan")
+        ),
     )
 
 

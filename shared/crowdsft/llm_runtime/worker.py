@@ -124,7 +124,7 @@ class ModelWorker:
         spec = LlmSpec.model_validate(job.llm)
         sampler = self.sampler(job.model, spec.sampling.precision)
         return evaluate(sampler, self.tokenizer(job.model), spec, job.target,
-                        self._workspace.cache(), job.heldout)  # fmt: skip
+                        self._workspace.cache(), job.heldout, job.reference)  # fmt: skip
 
     def train(self, job: TrainJob) -> TrainResult:
         """Fine-tune an adapter on the group's examples, store it, and evaluate the result."""
@@ -144,7 +144,8 @@ class ModelWorker:
         else:
             sampler = sampling_model(candidate, precision, self.device)
         cache = self._workspace.cache()
-        evaluation = evaluate(sampler, tokenizer, spec, job.target, cache, job.heldout)
+        evaluation = evaluate(sampler, tokenizer, spec, job.target, cache, job.heldout,
+                              job.reference)  # fmt: skip
         phi = load_phi(spec.phi, cache, self.device)
         return TrainResult(
             adapter_key=job.adapter_key,

@@ -155,6 +155,22 @@ def test_evaluate_base_model_without_heldout(
     assert 0 < evaluation.new_tokens <= 2 * 8
 
 
+def test_a_second_reference_is_measured_on_the_same_samples(
+    trained: tuple[Workspace, TrainResult], target: list[float]
+) -> None:
+    workspace, _ = trained
+    anchor = [0.0] * len(target)
+    plain = evaluate_model(EvaluateJob(ModelRef("tiny"), tiny_llm(), target, workspace, False))
+    job = EvaluateJob(ModelRef("tiny"), tiny_llm(), target, workspace, False, reference=anchor)
+    evaluation = evaluate_model(job)
+    assert math.isnan(plain.reference_distance)
+    assert evaluation.samples == plain.samples and evaluation.distance == plain.distance
+    vectors = load_phi("minilm").embed(evaluation.samples)
+    assert evaluation.reference_distance == pytest.approx(
+        mean_distance(vectors, np.zeros(len(target))), abs=1e-5
+    )
+
+
 def test_a_replayed_training_keeps_the_first_adapter(
     trained: tuple[Workspace, TrainResult], target: list[float]
 ) -> None:
