@@ -76,7 +76,8 @@ class LlmExperimentConfig:
             base_model=self.base_model,
             phi="emotion",
             eval_prompts=[PAPER_PROMPT],
-            sft=self.sft,
+            # One seed varies the pool's shuffle, the fine-tuning and the sampling together.
+            sft=self.sft.model_copy(update={"seed": self.seed}),
             sampling=sampling,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from crowdsft.llm.config import (
     SamplingConfig,
     SftHyperparameters,
 )
+from crowdsft.llm_runtime.experiment import LlmExperimentConfig
 
 
 def lora_spec(**overrides: Any) -> CampaignSpec:
@@ -131,3 +133,8 @@ def test_lora_campaign_round_trips_through_json() -> None:
     spec = lora_spec(llm={"phi": "minilm", "base_model": "tiny"}, target=[0.1] * 384)
     again = CampaignSpec.model_validate_json(spec.model_dump_json())
     assert again == spec
+
+
+def test_an_experiment_seed_varies_the_fine_tuning_and_the_sampling() -> None:
+    spec = LlmExperimentConfig(emotion="neutral", out_dir=Path("out"), seed=7).llm_spec()
+    assert spec.sft.seed == 7 and spec.sampling.seed == 7
