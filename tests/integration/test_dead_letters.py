@@ -1,12 +1,17 @@
 """Dead letters reach operators: what intake and selection set aside is kept by the
 deadletters service once each, counted by reason and campaign in the read API, and a record on
-a dead-letter topic that is no dead letter is kept as unreadable instead of looping."""
+a dead-letter topic that is no dead letter is kept as unreadable instead of looping. After a
+fix, `crowdsft dlq replay` sends a letter's original back, and it is stored once."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
+import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,13 +21,15 @@ from typing import Any
 import httpx
 
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.mongo import DEAD_LETTERS, Database
+from crowdsft.adapters.dead_letter_store import DeadLetterStore
+from crowdsft.adapters.mongo import CONTRIBUTIONS, DEAD_LETTERS, Database
 from crowdsft.auth import hash_token, new_token
 from crowdsft.contracts import topics
 from crowdsft.settings import Settings
 from services.balances.app import create_app
+from tests.support.corpus import feedback
 from tests.support.kafka_io import produce_raw, read_topic
-from tests.support.stack import ServiceProcess
+from tests.support.stack import REPO, ServiceProcess
 
 OPERATOR_TOKEN = new_token()
 KEY = b"same-partition"  # the re-sent letter and the unreadable record after it, in order
@@ -123,3 +130,51 @@ async def test_operators_see_every_dead_letter_once_by_reason(
         assert await db[DEAD_LETTERS].count_documents({"campaign_id": campaign}) == 4
     finally:
         keeper.stop()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from crowdsft.cli import main; main()", *args]
+    done = subprocess.run(command, cwd=REPO, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+async def test_a_record_set_aside_for_an_unknown_campaign_is_stored_once_replayed(
+    stack_env: dict[str, str], db: Database, tmp_path: Path
+) -> None:
+    campaign = f"later-{uuid.uuid4().hex[:6]}"
+    early = feedback(campaign, "dora", 1, random.Random(1))
+    services = [
+        ServiceProcess(f"services.{name}", stack_env, tmp_path / f"{name}.log").start()
+        for name in ("intake", "deadletters")
+    ]
+    try:
+        await produce_raw(stack_env["CROWDSFT_KAFKA_BOOTSTRAP"], topics.FEEDBACK_SUBMITTED,
+                          [(b"dora", early.model_dump_json().encode())])  # fmt: skip
+        store = DeadLetterStore(db)
+        deadline = time.monotonic() + 60
+        while not (kept := await store.matching(campaign)):
+            assert time.monotonic() < deadline, services[0].log()[-2000:]
+            await asyncio.sleep(0.3)
+        assert [letter.reason for letter in kept] == ["unknown_campaign"]
+
+        dry = cli(stack_env, "dlq", "replay", "--campaign", campaign, "--dry-run")
+        assert "1 of 1 dead letters would be replayed" in dry.stderr
+        await CampaignStore(db).create(campaign)  # the fix
+        sent = cli(stack_env, "dlq", "replay", "--campaign", campaign)
+        assert "replayed 1 of 1" in sent.stderr
+        while not await db[CONTRIBUTIONS].count_documents({"event_id": early.event_id}):
+            assert time.monotonic() < deadline + 60, services[0].log()[-2000:]
+            await asyncio.sleep(0.3)
+        again = cli(stack_env, "dlq", "replay", "--campaign", campaign)
+        assert "replayed 0 of 0" in again.stderr  # each letter is replayed once unless --again
+        forced = cli(stack_env, "dlq", "replay", "--campaign", campaign, "--again")
+        assert "replayed 1 of 1" in forced.stderr
+        await asyncio.sleep(2.0)  # intake sees the copy and stores nothing new
+        assert await db[CONTRIBUTIONS].count_documents({"event_id": early.event_id}) == 1
+        [letter] = await store.matching(campaign, again=True)
+        assert letter.replays == 2 and letter.replayed_at is not None
+    finally:
+        for service in services:
+            service.stop()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from crowdsft.contracts import EventDeadLettered, FeedbackDeadLettered, OriginalCopy, topics
 from crowdsft.contracts.feedback import DEAD_LETTER_COPY_BYTES, RejectionReason
-from crowdsft.domain.dead_letters import campaign_hint, dead_letter_of
+from crowdsft.domain.dead_letters import Replay, campaign_hint, dead_letter_of, replay_of
 
 
 def original(body: object) -> OriginalCopy:
@@ -57,3 +58,29 @@ def test_the_campaign_hint_trusts_only_well_formed_ids() -> None:
     assert campaign_hint(OriginalCopy.of(b"\xfe\xff")) is None
     huge = json.dumps({"campaign_id": "ok-1", "pad": "x" * DEAD_LETTER_COPY_BYTES}).encode()
     assert campaign_hint(OriginalCopy.of(huge)) is None  # a prefix is not JSON to trust
+
+
+def test_a_replay_sends_the_original_bytes_and_key_back_where_they_came_from() -> None:
+    body = json.dumps({"campaign_id": "c-1", "prompt": "p"}).encode()
+    letter = FeedbackDeadLettered(
+        event_id="dl-3", producer="intake", source_topic=topics.FEEDBACK_SUBMITTED,
+        source_partition=0, source_offset=1, reason=RejectionReason.UNKNOWN_CAMPAIGN,
+        detail="campaign 'c-1' does not exist", original=OriginalCopy.of(body),
+        original_key_b64=base64.b64encode(b"alice").decode(),
+    )  # fmt: skip
+    found = replay_of(dead_letter_of(topics.FEEDBACK_DLQ, 0, 2, letter.model_dump_json().encode()))
+    assert isinstance(found, Replay)
+    assert (found.topic, found.key, found.value) == (topics.FEEDBACK_SUBMITTED, b"alice", body)
+
+
+def test_what_cannot_be_replayed_says_why() -> None:
+    unreadable = dead_letter_of(topics.DEAD_LETTERS, 0, 5, b"junk")
+    assert "not a dead letter" in str(replay_of(unreadable))
+    huge = b"x" * (DEAD_LETTER_COPY_BYTES + 10)
+    letter = EventDeadLettered(
+        event_id="dl-4", producer="selection", source_topic=topics.ROUND_START,
+        source_partition=0, source_offset=0, reason="not a valid StartRound", detail="",
+        original=OriginalCopy.of(huge),
+    )  # fmt: skip
+    kept = dead_letter_of(topics.DEAD_LETTERS, 0, 6, letter.model_dump_json().encode())
+    assert "bytes were kept" in str(replay_of(kept))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pymongo import UpdateOne
 
 from crowdsft.adapters.mongo import DEAD_LETTERS, Database, Document
@@ -10,6 +13,10 @@ from crowdsft.domain.dead_letters import DeadLetter, DeadLetterCount
 
 def _scope(campaign_id: str | None) -> Document:
     return {"campaign_id": campaign_id} if campaign_id is not None else {}
+
+
+def _letter(doc: Document) -> DeadLetter:
+    return DeadLetter.model_validate(doc | {"dead_letter_id": doc["_id"]})
 
 
 class DeadLetterStore:
@@ -51,6 +58,26 @@ class DeadLetterStore:
 
     async def recent(self, campaign_id: str | None = None, limit: int = 20) -> list[DeadLetter]:
         found = self._letters.find(_scope(campaign_id)).sort("recorded_at", -1).limit(limit)
-        return [
-            DeadLetter.model_validate(doc | {"dead_letter_id": doc["_id"]}) async for doc in found
-        ]
+        return [_letter(doc) async for doc in found]
+
+    async def matching(
+        self,
+        campaign_id: str | None = None,
+        reason: str | None = None,
+        kind: Literal["feedback", "internal"] | None = None,
+        again: bool = False,
+        limit: int = 10_000,
+    ) -> list[DeadLetter]:
+        """Oldest first, as they were set aside; replayed ones only when asked `again`."""
+        query = _scope(campaign_id)
+        query |= {"reason": reason} if reason is not None else {}
+        query |= {"kind": kind} if kind is not None else {"kind": {"$ne": "unreadable"}}
+        query |= {} if again else {"replayed_at": None}  # never replayed (or kept before)
+        found = self._letters.find(query).sort("recorded_at", 1).limit(limit)
+        return [_letter(doc) async for doc in found]
+
+    async def mark_replayed(self, dead_letter_ids: list[str], at: datetime) -> None:
+        for dead_letter_id in dead_letter_ids:  # a few hundred at most: no wide $in
+            await self._letters.update_one(
+                {"_id": dead_letter_id}, {"$inc": {"replays": 1}, "$set": {"replayed_at": at}}
+            )

@@ -4,6 +4,7 @@ from crowdsft.cli import (
     campaigns,  # noqa: F401
     chat,  # noqa: F401
     contributors,  # noqa: F401
+    dlq,  # noqa: F401
     exports,  # noqa: F401
     feedback,  # noqa: F401
     llm,  # noqa: F401

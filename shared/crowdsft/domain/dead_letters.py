@@ -8,8 +8,10 @@ keeper never sets anything aside a second time, so nothing loops and nothing is 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -46,8 +48,33 @@ class DeadLetter(BaseModel):
         None, description="Read from the original when it names one (a hint, not a check)."
     )
     original: OriginalCopy
+    original_key_b64: str | None = None
     dead_lettered_at: datetime
     recorded_at: datetime
+    replays: int = Field(0, description="Times `crowdsft dlq replay` sent it back.")
+    replayed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A dead letter's original record, as it is sent back to the topic it came from."""
+
+    dead_letter_id: str
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def replay_of(letter: DeadLetter) -> Replay | str:
+    """The record to send back, or why it cannot be: consumers are idempotent on event ids,
+    so sending a record back twice stores it once."""
+    if letter.kind == "unreadable":
+        return "not a dead letter: its source is the dead-letter topic itself"
+    if letter.original.truncated:
+        kept, length = len(letter.original.value()), letter.original.length
+        return f"only the first {kept} of {length} bytes were kept"
+    key = base64.b64decode(letter.original_key_b64) if letter.original_key_b64 else None
+    return Replay(letter.dead_letter_id, letter.source_topic, key, letter.original.value())
 
 
 class DeadLetterCount(BaseModel):
@@ -97,6 +124,7 @@ def dead_letter_of(topic: str, partition: int, offset: int, value: bytes) -> Dea
         )
     feedback = isinstance(letter, FeedbackDeadLettered)
     attempts = letter.attempts if isinstance(letter, EventDeadLettered) else 1
+    key_b64 = letter.original_key_b64 if isinstance(letter, FeedbackDeadLettered) else None
     return DeadLetter(
         dead_letter_id=letter.event_id,
         kind="feedback" if feedback else "internal",
@@ -109,6 +137,7 @@ def dead_letter_of(topic: str, partition: int, offset: int, value: bytes) -> Dea
         attempts=attempts,
         campaign_id=campaign_hint(letter.original),
         original=letter.original,
+        original_key_b64=key_b64,
         dead_lettered_at=letter.occurred_at,
         recorded_at=now,
     )
