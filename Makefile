@@ -55,6 +55,7 @@ bench: $(STAMP)  ## results in bench/results/
 	$(PY) bench/paper_main.py
 	$(PY) bench/paper_main.py --protocol paper
 	$(PY) bench/rules_equal_cost.py
+	$(PY) bench/played_game.py
 	$(PY) bench/store_crash.py
 	$(PY) bench/lora.py
 	$(PY) bench/serving.py
