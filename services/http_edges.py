@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import uvicorn
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, WaitQueueTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crowdsft.logs import configure_logging
 from crowdsft.ratelimit import RateLimiter
 from crowdsft.settings import Settings
 
@@ -125,3 +127,10 @@ def guard_edges(app: FastAPI, max_body_bytes: int) -> None:
 
 class BrokerTimeout(Exception):
     """The broker did not take a publish within the gateway's timeout."""
+
+
+def serve(app: FastAPI, settings: Settings, port: int) -> None:
+    """Run an HTTP service with the process's logging (uvicorn's own config left out, so its
+    access and error lines come out in the same format as everything else)."""
+    configure_logging(settings)
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None)

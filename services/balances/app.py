@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path as PathLib
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel
 from pymongo.errors import PyMongoError
@@ -41,7 +40,7 @@ from crowdsft.domain.model_card import adapter_keys
 from crowdsft.reporting.dataset_files import DatasetFormat, encoded
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, contributor_store, require_self
-from services.http_edges import anonymous_limiter, guard_edges, secure_headers
+from services.http_edges import anonymous_limiter, guard_edges, secure_headers, serve
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -404,4 +403,4 @@ def pseudonym_key(settings: Settings) -> bytes | None:
 
 def main() -> None:
     settings = load_settings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.balances_port)
+    serve(create_app(settings), settings, settings.balances_port)

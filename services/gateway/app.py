@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,7 +40,7 @@ from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.ratelimit import RateLimiter, Windows
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
-from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges, secure_headers
+from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges, secure_headers, serve
 
 CLIENT_ID = "crowdsft-gateway"
 PRODUCER = "gateway"
@@ -216,4 +215,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def main() -> None:
     settings = load_settings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.gateway_port)
+    serve(create_app(settings), settings, settings.gateway_port)

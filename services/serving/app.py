@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import structlog
-import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
@@ -34,7 +33,7 @@ from crowdsft.domain.backends import load_plugins
 from crowdsft.llm_runtime.sft import chat_of
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import bearer_scheme, contributor_store, unauthorized
-from services.http_edges import anonymous_limiter, guard_edges
+from services.http_edges import anonymous_limiter, guard_edges, serve
 from services.serving.batcher import ChatBatcher, ChatJob, Piece
 from services.serving.models import ServedModels, UnknownModel
 
@@ -218,4 +217,4 @@ async def stream(head: dict[str, Any], pieces: AsyncIterator[Piece]) -> AsyncIte
 
 def main() -> None:
     settings = load_settings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.serving_port)
+    serve(create_app(settings), settings, settings.serving_port)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import uvicorn
 import yaml
 from fastapi import FastAPI, Form, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -37,7 +36,7 @@ from crowdsft.contracts.feedback import (
     RATING_MIN,
 )
 from crowdsft.settings import Settings, load_settings
-from services.http_edges import guard_edges, secure_headers
+from services.http_edges import guard_edges, secure_headers, serve
 from services.web.charts import line_chart
 from services.web.session import Visitor, csrf_ok, forget, keep, visitor
 
@@ -395,4 +394,4 @@ def shapley_of(values: dict[str, Any] | None, contributor_id: str) -> dict[str, 
 
 def main() -> None:
     settings = load_settings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.web_port)
+    serve(create_app(settings), settings, settings.web_port)

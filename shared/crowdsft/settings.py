@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # this bounds a round's latency when a broker answers a fetch only at its deadline.
     kafka_fetch_max_wait_ms: int = Field(500, ge=1)
 
+    # Logs: one JSON object per line for collectors, or the readable console form locally.
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
     mongo_db: str = "crowdsft"
     # Writes acknowledged only once journaled on a majority (`w: majority, j: true`).

@@ -97,7 +97,8 @@ async def test_operators_see_every_dead_letter_once_by_reason(
         ],
     )
 
-    keeper = ServiceProcess("services.deadletters", stack_env, tmp_path / "keeper.log").start()
+    json_logs = {**stack_env, "CROWDSFT_LOG_FORMAT": "json"}
+    keeper = ServiceProcess("services.deadletters", json_logs, tmp_path / "keeper.log").start()
     try:
         async for api in read_api(settings):
             operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -128,6 +129,10 @@ async def test_operators_see_every_dead_letter_once_by_reason(
                 assert answer.status_code == 401
         assert keeper.alive
         assert await db[DEAD_LETTERS].count_documents({"campaign_id": campaign}) == 4
+        # Its log is one JSON object per line, FastStream's and aiokafka's lines included.
+        lines = [json.loads(line) for line in keeper.log().splitlines() if line.strip()]
+        assert any(line["event"] == "dead letters kept" for line in lines)
+        assert {"crowdsft.app", "crowdsft.broker"} <= {str(line.get("logger")) for line in lines}
     finally:
         keeper.stop()
 

@@ -26,6 +26,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError, WaitQueueTimeoutErro
 
 from crowdsft.contracts import EventDeadLettered, OriginalCopy, derive_event_id
 from crowdsft.domain.ports import Publish
+from crowdsft.logs import bound_ids
 
 M = TypeVar("M", bound=BaseModel)
 log = structlog.get_logger("crowdsft.consuming")
@@ -150,7 +151,8 @@ class EventReader:
     ) -> None:
         for record in batch_records(message):
             if (event := await self.parse_record(record, model)) is not None:
-                await self.guarded(record, partial(handle, event))
+                with bound_ids(event):
+                    await self.guarded(record, partial(handle, event))
 
     async def consume_each(
         self, message: StreamMessage[Any], model: type[M], handle: Callable[[M], Awaitable[Any]]
@@ -159,9 +161,12 @@ class EventReader:
         the batch once all have finished (those done are found done on the next try)."""
         parsed = [(r, await self.parse_record(r, model)) for r in batch_records(message)]
 
+        async def one(record: Any, event: M) -> None:
+            with bound_ids(event):  # each task has its own context: ids never mix
+                await self.guarded(record, partial(handle, event))
+
         outcomes = await asyncio.gather(
-            *(self.guarded(r, partial(handle, e)) for r, e in parsed if e is not None),
-            return_exceptions=True,
+            *(one(r, e) for r, e in parsed if e is not None), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,6 +55,8 @@ def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBrok
         security=security(settings),
         acks="all",
         linger_ms=5,
+        # Through the process's logging (crowdsft.logs), not FastStream's own handler.
+        logger=logging.getLogger("crowdsft.broker"),
         **options,
     )
 

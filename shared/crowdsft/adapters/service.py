@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from crowdsft.adapters.consuming import EventReader, backoff
 from crowdsft.adapters.kafka import announcer, ensure_topics, make_broker
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.ports import Publish
+from crowdsft.logs import configure_logging
 from crowdsft.settings import Settings, load_settings
 
 # A broker that is restarting or not yet up when a service starts is waited for this long.
@@ -45,6 +47,7 @@ def run_service(create_app: Callable[[Settings], FastStream], attempts: int = 20
     """Runs a service; if the broker goes away between the wait and the broker's own start,
     the app is built and started again rather than the process exiting."""
     settings = load_settings()
+    configure_logging(settings)
     for attempt in range(1, attempts + 1):
         try:
             asyncio.run(create_app(settings).run())
@@ -70,7 +73,7 @@ def service_parts(settings: Settings, group_id: str) -> ServiceParts:
     Backends named in the settings register first, so every campaign spec validates."""
     load_plugins(settings.backend_modules)
     broker = make_broker(settings, client_id=group_id)
-    app = FastStream(broker)
+    app = FastStream(broker, logger=logging.getLogger("crowdsft.app"))
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     publish = announcer(broker)
