@@ -98,8 +98,9 @@ async def snapshot(db: Database) -> dict[str, Any]:
 
 def handled(services: dict[str, ServiceProcess], topic: str) -> int:
     """How many records of `topic` its consumers have finished. FastStream logs each record,
-    or each batch for a batch subscriber: training (batched) logs each request it trained."""
-    marker = re.compile(rf"{re.escape(topic)}\s+\|.*Processed\s*$")  # the column is padded
+    or each batch for a batch subscriber: training (batched) logs each request it trained.
+    The services' console log puts FastStream's context after the message (`topic=...`)."""
+    marker = re.compile(rf"\bProcessed\b.*\btopic={re.escape(topic)}(\s|$)")
     if topic == topics.TRAINING_REQUESTED:
         marker = re.compile(r"candidate trained")
     lines = [line for name in CONSUMERS[topic] for line in services[name].log().splitlines()]
