@@ -202,6 +202,7 @@ async def test_operator_creates_a_campaign_and_contributor_sees_a_round_pay(
     await operator.screenshot(path=str(shots / "operator.png"), full_page=True)
     await accessible(operator)
     await operator.goto(f"{site.url}/operator")
+    await playwright_api.expect(operator).to_have_title("Operator · crowdsft")
     await accessible(operator)
     board = await browser.new_page()
     await board.goto(f"{site.url}/leaderboard?campaign=web-points")
