@@ -17,7 +17,6 @@ import argparse
 import json
 import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from crowdsft.engine.shapley import (
     relative_error,
     stratified_shapley,
 )
+from crowdsft.engine_shap import paper_kernelshap
 
 OUT = Path(__file__).parent / "results" / "shapley.json"
 REFERENCE_ERROR = {100: 0.001, 1000: 0.003}
@@ -65,22 +65,9 @@ def ours(result: ShapleyResult, seconds: float, reference: np.ndarray) -> dict[s
 
 def shap_kernel(game: CentroidGame, l1_reg: Any, seed: int) -> tuple[np.ndarray, float]:
     """shap's KernelExplainer on the game: features are players, a masked player is absent."""
-    import shap
-
-    n = game.n_players
-
-    def model(x: np.ndarray) -> np.ndarray:
-        return game.values(x > 0.5)
-
-    explainer = shap.KernelExplainer(model, np.zeros((1, n)))
-    np.random.seed(seed)  # shap samples with the legacy global generator
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = explainer.shap_values(
-            np.ones((1, n)), nsamples=SHAP_SAMPLES, l1_reg=l1_reg, silent=True
-        )
-    return np.asarray(values).reshape(-1), time.perf_counter() - start
+    values = paper_kernelshap(game, seed, nsamples=SHAP_SAMPLES, l1_reg=l1_reg)
+    return values, time.perf_counter() - start
 
 
 def bench(n: int, with_shap_default: bool) -> dict[str, Any]:

@@ -19,9 +19,10 @@ SHAP_DEFAULT_L1_REG = "num_features(10)"  # what shap_values uses when l1_reg is
 
 
 def paper_kernelshap(game: Game, seed: int, nsamples: int = PAPER_SAMPLES,
-                     l1_reg: str | None = None) -> NDArray[np.float64]:  # fmt: skip
+                     l1_reg: str | bool | None = None) -> NDArray[np.float64]:  # fmt: skip
     """Background: one all-zero row (the empty coalition); explained: the all-ones mask.
-    `l1_reg` None is the authors' ``num_features(N)``; shap's own default keeps 10 players."""
+    `l1_reg` None is the authors' ``num_features(N)``; shap's own default keeps 10 players,
+    False selects none away."""
     try:
         import shap
     except ImportError:
@@ -34,7 +35,14 @@ def paper_kernelshap(game: Game, seed: int, nsamples: int = PAPER_SAMPLES,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = explainer.shap_values(
-            np.ones((1, n)), nsamples=nsamples, l1_reg=l1_reg or f"num_features({n})",
+            np.ones((1, n)), nsamples=nsamples,
+            l1_reg=f"num_features({n})" if l1_reg is None else l1_reg,
             silent=True,
         )  # fmt: skip
     return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def paper_estimate(game: Game, run: int) -> NDArray[np.float64]:
+    """The authors' KernelSHAP-10k seeded by the run: a module function, so worker processes
+    can be handed it."""
+    return paper_kernelshap(game, seed=run)

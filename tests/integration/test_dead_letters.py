@@ -11,7 +11,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from crowdsft.settings import Settings
 from services.balances.app import create_app
 from tests.support.corpus import feedback
 from tests.support.kafka_io import produce_raw, read_topic
-from tests.support.stack import REPO, ServiceProcess
+from tests.support.stack import ServiceProcess, run_cli
 
 OPERATOR_TOKEN = new_token()
 KEY = b"same-partition"  # the re-sent letter and the unreadable record after it, in order
@@ -138,11 +137,7 @@ async def test_operators_see_every_dead_letter_once_by_reason(
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from crowdsft.cli import main; main()", *args]
-    done = subprocess.run(command, cwd=REPO, env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done
+    return run_cli({**os.environ, **env}, *args, timeout_s=120)
 
 
 async def test_a_record_set_aside_for_an_unknown_campaign_is_stored_once_replayed(

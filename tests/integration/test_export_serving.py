@@ -25,18 +25,11 @@ from crowdsft.settings import Settings, settings_from
 from infra.localstack import free_port
 from tests.integration.campaign_runs import start_services, wait_finished
 from tests.integration.test_round_lora import CONTRIBUTORS, RESPONSES, lora_spec, submissions
-from tests.support.stack import REPO, ServiceProcess, wait_http
+from tests.support.stack import REPO, ServiceProcess, run_cli, wait_http
 
 pytest.importorskip("peft", reason="the llm extra is not installed")
 openai = pytest.importorskip("openai")
 datasets = pytest.importorskip("datasets")
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from crowdsft.cli import main; main()", *args]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 class Campaign:
@@ -120,7 +113,7 @@ async def test_contributors_submit_and_chat_from_the_cli_with_a_url_and_a_token(
 ) -> None:
     await CampaignStore(db).create("notes")
     env = {k: v for k, v in campaign.env.items() if "KAFKA" not in k and "MONGO" not in k}
-    sent = cli(env, "submit", "--gateway", campaign.gateway, "--token", campaign.token,
+    sent = run_cli(env, "submit", "--gateway", campaign.gateway, "--token", campaign.token,
                "--campaign", "notes", "--prompt", "write a reddit comment.",
                "--response", "sent over HTTP, no broker credentials")  # fmt: skip
     [event_id] = sent.stdout.split()
@@ -186,7 +179,7 @@ async def test_the_openai_client_chats_streaming_and_not(campaign: Campaign) -> 
 async def test_the_dataset_loads_with_datasets(campaign: Campaign, db: Database,
                                                tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "dataset"
-    cli(campaign.env, "export", "--campaign", "lora", "--format", "parquet", "--out", str(out),
+    run_cli(campaign.env, "export", "--campaign", "lora", "--format", "parquet", "--out", str(out),
         "--license", "cc-by-4.0")  # fmt: skip
     loaded = datasets.load_dataset("parquet", data_files=str(out / "data/train.parquet"))
     rows = loaded["train"]
@@ -206,7 +199,7 @@ async def test_the_dataset_loads_with_datasets(campaign: Campaign, db: Database,
     )
     # The same key, the same pseudonyms: a second export (JSON Lines) matches the first.
     again = tmp_path / "again"
-    cli(campaign.env, "export", "--campaign", "lora", "--out", str(again))
+    run_cli(campaign.env, "export", "--campaign", "lora", "--out", str(again))
     lines = [json.loads(x) for x in (again / "data/train.jsonl").read_text().splitlines()]
     assert sorted(x["contributor"] for x in lines) == sorted(r["contributor"] for r in rows)
     card = (out / "README.md").read_text()
@@ -223,7 +216,7 @@ async def test_the_exported_winner_has_the_serving_models_logits(
     from services.serving.models import ServedModels
 
     merged = tmp_path / "merged"
-    cli(campaign.env, "model", "export", "--campaign", "lora", "--merged", "--out", str(merged))
+    run_cli(campaign.env, "model", "export", "--campaign", "lora", "--merged", "--out", str(merged))
     exported = AutoModelForCausalLM.from_pretrained(merged).eval()
     tokenizer = AutoTokenizer.from_pretrained(merged)
     served = await ServedModels(db, campaign.settings).load("lora")
@@ -236,7 +229,7 @@ async def test_the_exported_winner_has_the_serving_models_logits(
     assert f"# `{served.model_id}`" in card and "## Lineage" in card
     if served.model_id != "lora:base":  # a round was won: its adapter alone, in PEFT format
         adapter = tmp_path / "adapter"
-        cli(campaign.env, "model", "export", "--campaign", "lora", "--out", str(adapter))
+        run_cli(campaign.env, "model", "export", "--campaign", "lora", "--out", str(adapter))
         config = json.loads((adapter / "adapter_config.json").read_text())
         assert config["peft_type"] == "LORA"
 

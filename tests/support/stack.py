@@ -106,3 +106,14 @@ async def wait_http(url: str, service: ServiceProcess, timeout_s: float = 120) -
                 pass
             await asyncio.sleep(0.3)
     raise AssertionError(f"{url} did not answer in {timeout_s:.0f} s")
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`crowdsft ARGS` as a user runs it, in its own process with exactly `env`; it must succeed."""
+    command = [sys.executable, "-c", "from crowdsft.cli import main; main()", *args]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout_s, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done

@@ -32,6 +32,7 @@ from crowdsft.engine.protocol import PROTOCOLS, Protocol
 from crowdsft.engine.shapley import CentroidGame, estimate_shapley
 from crowdsft.engine.simulation import SimulationConfig
 from crowdsft.engine_data import load_population
+from crowdsft.engine_shap import paper_estimate
 from crowdsft.reporting.files import (
     read_matrix,
     shapley_payload,
@@ -74,13 +75,6 @@ def run_setting(
             protocol=protocol,
             reference=paper_estimate if protocol == "paper" else None,
         )
-
-
-def paper_estimate(game: CentroidGame, run: int) -> NDArray[np.float64]:
-    """The authors' KernelSHAP-10k, seeded by the run (a module function: it is pickled)."""
-    from crowdsft.engine_shap import paper_kernelshap
-
-    return paper_kernelshap(game, seed=run)
 
 
 PAPER_PROTOCOL = {

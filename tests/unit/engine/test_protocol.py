@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crowdsft.cli.simulation import paper_estimate
 from crowdsft.engine.experiment import ShapleySettings, run_experiment
 from crowdsft.engine.grouping import get_grouping
 from crowdsft.engine.protocol import draw_crowd, paper_crowd, paper_pool
 from crowdsft.engine.shapley import CentroidGame, exact_shapley
 from crowdsft.engine.simulation import SimulationConfig
+from crowdsft.engine_shap import paper_estimate, paper_kernelshap
 
 POPULATION = np.arange(40 * 3, dtype=np.float64).reshape(40, 3)  # row i starts at 3 i
 
@@ -68,8 +68,6 @@ def test_the_paper_protocol_also_measures_fairness_against_their_estimate() -> N
 
 def test_their_estimate_is_kernelshap_with_every_player_kept() -> None:
     pytest.importorskip("shap")
-    from crowdsft.engine_shap import paper_kernelshap
-
     rng = np.random.default_rng(3)
     game = CentroidGame(rng.uniform(0, 5, (8, 3)), rng.uniform(0, 5, 3), "l2")
     exact = exact_shapley(game).values
