@@ -109,7 +109,9 @@ async def test_operators_see_every_dead_letter_once_by_reason(
                 assert answer.status_code == 200, answer.text
                 seen = answer.json()
                 unreadable = [c for c in seen["counts"] if c["kind"] == "unreadable"]
-                if unreadable or time.monotonic() > deadline:
+                # The unreadable record follows the re-sent letter on its partition; selection's
+                # letter is on the other topic and may land in a later batch.
+                if (unreadable and seen["total"] >= 4) or time.monotonic() > deadline:
                     break
                 assert keeper.alive, keeper.log()[-3000:]
                 await asyncio.sleep(0.3)
