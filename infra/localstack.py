@@ -173,13 +173,23 @@ def _kill(run_dir: Path, name: str, kill: bool) -> None:
         time.sleep(0.02)
 
 
-def restart_store(run_dir: Path, kill: bool = True) -> None:
-    """Stop the store (SIGKILL by default) and start it again on its port and files."""
+def stop_store(run_dir: Path, kill: bool = True) -> None:
+    """SIGKILL by default, as in a crash; `start_store_again` brings it back."""
+    _kill(run_dir.resolve(), "mongo", kill)
+
+
+def start_store_again(run_dir: Path) -> None:
+    """On the port and files it had."""
     run_dir = run_dir.resolve()
     config = json.loads((run_dir / "store.json").read_text())
-    _kill(run_dir, "mongo", kill)
     pid = start_store(run_dir, config["port"], Path(config["path"]))
     wait_for_port(config["port"], pid, "secantusdb")
+
+
+def restart_store(run_dir: Path, kill: bool = True) -> None:
+    """Stop the store (SIGKILL by default) and start it again on its port and files."""
+    stop_store(run_dir, kill)
+    start_store_again(run_dir)
 
 
 def stop_broker(run_dir: Path, kill: bool = True) -> None:

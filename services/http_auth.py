@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
+from crowdsft.adapters.metrics import RATE_LIMIT_REFUSALS
 from crowdsft.auth import is_operator_token
 from crowdsft.ratelimit import RateLimiter
 
@@ -32,6 +33,7 @@ def unauthorized(request: Request) -> HTTPException:
     limiter: RateLimiter | None = getattr(request.app.state, "anonymous_limiter", None)
     address = request.client.host if request.client else "unknown"
     if limiter is not None and not (decision := limiter.acquire(address)).allowed:
+        RATE_LIMIT_REFUSALS.labels("anonymous").inc()
         return HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many requests without a valid token",

@@ -30,6 +30,7 @@ from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.adapters.dead_letter_store import DeadLetterStore
 from crowdsft.adapters.export_reads import campaign_data, model_lineage
 from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.probes import store_answers
 from crowdsft.adapters.submission_reads import SubmissionReads, SubmissionStatus
 from crowdsft.contracts.envelope import ID_PATTERN
 from crowdsft.domain.backends import load_plugins
@@ -41,6 +42,7 @@ from crowdsft.reporting.dataset_files import DatasetFormat, encoded
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, contributor_store, require_self
 from services.http_edges import anonymous_limiter, guard_edges, secure_headers, serve
+from services.http_probes import observe
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -137,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="crowdsft balances", version="1", lifespan=lifespan)
     guard_edges(app, settings.http_max_body_bytes)
     secure_headers(app, settings)
+    observe(app, "balances", settings, lambda a: {"store": store_answers(a.state.db)})
 
     def balances(request: Request) -> BalanceStore:
         store = request.app.state.balances

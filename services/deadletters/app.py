@@ -5,7 +5,7 @@ never loop."""
 from __future__ import annotations
 
 import structlog
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.consuming import batch_records
@@ -22,7 +22,7 @@ MAX_RECORDS = 500
 log = structlog.get_logger(GROUP_ID)
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     store = DeadLetterStore(parts.db)
 

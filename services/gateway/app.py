@@ -23,8 +23,11 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import announcer, make_broker
+from crowdsft.adapters.metrics import RATE_LIMIT_REFUSALS, prometheus_middleware
+from crowdsft.adapters.probes import broker_answers, store_answers
 from crowdsft.adapters.rate_limit_store import LocalRateLimit, RateLimit, SharedRateLimit
 from crowdsft.adapters.service import wait_for_broker
+from crowdsft.adapters.tracing import telemetry_middleware
 from crowdsft.contracts import FeedbackSubmitted, StartRound, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
@@ -41,6 +44,7 @@ from crowdsft.ratelimit import RateLimiter, Windows
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import CurrentContributor, Operator, require_self
 from services.http_edges import BrokerTimeout, anonymous_limiter, guard_edges, secure_headers, serve
+from services.http_probes import observe
 
 CLIENT_ID = "crowdsft-gateway"
 PRODUCER = "gateway"
@@ -94,7 +98,11 @@ def contributor_rate_limit(settings: Settings, db: mongo.Database) -> RateLimit:
 
 def create_app(settings: Settings) -> FastAPI:
     load_plugins(settings.backend_modules)
-    broker = make_broker(settings, client_id=CLIENT_ID)
+    broker = make_broker(
+        settings,
+        client_id=CLIENT_ID,
+        middlewares=(telemetry_middleware(), prometheus_middleware(PRODUCER)),
+    )
     producer = FeedbackProducer(broker)
     publish = announcer(broker)
     publish_timeout_s = settings.gateway_publish_timeout_ms / 1000
@@ -103,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             await wait_for_broker(settings)
+            app.state.db = db
             app.state.anonymous_limiter = anonymous_limiter(settings)
             app.state.rate_limit = contributor_rate_limit(settings, db)
             app.state.contributors = ContributorStore(db)
@@ -122,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         rate_limit: RateLimit = request.app.state.rate_limit
         decision = await rate_limit.acquire(contributor.contributor_id)
         if not decision.allowed:
+            RATE_LIMIT_REFUSALS.labels("contributor").inc()
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 "rate limit exceeded",
@@ -132,6 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="crowdsft gateway", version="1", lifespan=lifespan)
     guard_edges(app, settings.http_max_body_bytes)
     secure_headers(app, settings)
+    observe(app, PRODUCER, settings, lambda a: {
+        "store": store_answers(a.state.db), "broker": broker_answers(broker)
+    })  # fmt: skip
 
     @app.post(
         "/v1/feedback",

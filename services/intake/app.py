@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 
 import structlog
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -14,6 +15,7 @@ from crowdsft.adapters.consuming import Failure, batch_records, classify
 from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.service import run_service, service_parts
+from crowdsft.adapters.tracing import record_per_record
 from crowdsft.contracts import topics
 from crowdsft.feedback import RawRecord
 from crowdsft.settings import Settings
@@ -25,7 +27,7 @@ RETRY_PAUSE_S = 1.0
 log = structlog.get_logger(GROUP_ID)
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     broker, db = parts.broker, parts.db
     handler = IntakeHandler(ContributionStore(db), CampaignStore(db), parts.publish)
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> FastStream:
     async def on_feedback_submitted(message: KafkaMessage) -> None:
         raw = batch_records(message)
         records = [RawRecord(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in raw]
+        started = time.time_ns()
         try:
             report = await handler.handle(records)
         except Exception as exc:
@@ -58,6 +61,8 @@ def create_app(settings: Settings) -> FastStream:
             for record, original in zip(records, raw, strict=True):
                 await parts.events.guarded(original, partial(handler.handle, [record]))
             return
+        # Each record's trace (begun at the gateway) reaches the write that kept it.
+        record_per_record("intake store", raw, started, time.time_ns(), batch=len(records))
         log.info("batch handled", records=len(records), **vars(report))
 
     return parts.app

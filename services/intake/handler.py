@@ -12,6 +12,11 @@ import base64
 import time
 from dataclasses import dataclass
 
+from crowdsft.adapters.metrics import (
+    FEEDBACK_ACCEPTED,
+    FEEDBACK_DEAD_LETTERED,
+    FEEDBACK_REJECTED,
+)
 from crowdsft.contracts import (
     FeedbackAccepted,
     FeedbackDeadLettered,
@@ -84,6 +89,17 @@ def _accepted(item: Parsed) -> FeedbackAccepted:
     )
 
 
+def _count(
+    outcome: StoreOutcome, rejected: list[tuple[FeedbackRejected, str]], malformed: list[Malformed]
+) -> None:
+    """Once everything is stored and announced: a batch that fails before counts nothing."""
+    FEEDBACK_ACCEPTED.inc(len(outcome.stored))
+    for rejection, _ in rejected:
+        FEEDBACK_REJECTED.labels(rejection.reason.value).inc()
+    for item in malformed:
+        FEEDBACK_DEAD_LETTERED.labels(item.reason.value).inc()
+
+
 class IntakeHandler:
     def __init__(
         self, contributions: FeedbackStore, campaigns: Campaigns, publish: Publish
@@ -124,6 +140,7 @@ class IntakeHandler:
         announcements += [(None, _dead_letter(item)) for item in malformed]
         stored = time.perf_counter()
         await self._publish(announcements)
+        _count(outcome, rejected, malformed)
         return BatchReport(
             stored=len(outcome.stored),
             replayed=len(outcome.replayed),

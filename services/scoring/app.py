@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -17,7 +17,7 @@ from services.scoring.handler import ScoringHandler
 GROUP_ID = "crowdsft-scoring"
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     db, events = parts.db, parts.events
     handler = ScoringHandler(CampaignStore(db), RoundStore(db), LedgerStore(db), parts.publish)

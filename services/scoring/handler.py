@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import structlog
 
+from crowdsft.adapters.metrics import ROUNDS_SCORED
 from crowdsft.contracts import PointAward, PointsAwarded, RoundDecided, derive_event_id, utc_now
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.ports import Campaigns, Payments, Publish, Rounds
@@ -43,6 +44,7 @@ class ScoringHandler:
             return  # paid and announced before: a repeated decision stops here
         await self._publish([(spec.campaign_id, awarded(spec, decided))])
         await self._rounds.mark_announced(decided.round_id, RoundStep.AWARDS)
+        ROUNDS_SCORED.inc()
 
 
 def awarded(spec: CampaignSpec, scored: Round) -> PointsAwarded:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -35,7 +35,7 @@ from services.selection.screening import Screening
 GROUP_ID = "crowdsft-selection"
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     broker, db, events = parts.broker, parts.db, parts.events
     handler = SelectionHandler(

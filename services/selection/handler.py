@@ -13,6 +13,7 @@ from datetime import datetime
 
 import structlog
 
+from crowdsft.adapters.metrics import ROUND_SECONDS, ROUNDS_DECIDED, ROUNDS_OPENED
 from crowdsft.contracts import (
     CandidateEvaluated,
     CandidateTrained,
@@ -113,6 +114,7 @@ class SelectionHandler:
         await self._campaigns.mark_open(campaign_id, round_index, opened.opening.rng_state)
         await self._publish(opening(spec, opened))
         await self._rounds.mark_announced(opened.round_id, RoundStep.OPENING)
+        ROUNDS_OPENED.inc()
 
     async def _new_round(
         self, spec: CampaignSpec, round_index: int, state: CampaignState
@@ -220,6 +222,9 @@ class SelectionHandler:
         await self._campaigns.advance(spec.campaign_id, index, state)
         await self._publish(decision(decided))
         await self._rounds.mark_announced(decided.round_id, RoundStep.DECISION)
+        ROUNDS_DECIDED.inc()
+        if decided.opened_at is not None and decided.decided_at is not None:
+            ROUND_SECONDS.observe((decided.decided_at - decided.opened_at).total_seconds())
         log.info("round decided", campaign_id=spec.campaign_id, round_id=decided.round_id,
                  improved=decided.decision.accepted)  # fmt: skip
 

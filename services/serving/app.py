@@ -26,6 +26,7 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.consuming import header_tolerant_parser, raw_decoder
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.adapters.kafka import make_broker
+from crowdsft.adapters.probes import broker_answers, store_answers
 from crowdsft.adapters.service import wait_for_broker
 from crowdsft.auth import is_operator_token
 from crowdsft.contracts import RoundDecided, topics
@@ -34,6 +35,7 @@ from crowdsft.llm_runtime.sft import chat_of
 from crowdsft.settings import Settings, load_settings
 from services.http_auth import bearer_scheme, contributor_store, unauthorized
 from services.http_edges import anonymous_limiter, guard_edges, serve
+from services.http_probes import observe
 from services.serving.batcher import ChatBatcher, ChatJob, Piece
 from services.serving.models import ServedModels, UnknownModel
 
@@ -114,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             await wait_for_broker(settings)
+            app.state.db = db
             state["models"] = app.state.models = ServedModels(db, settings)
             app.state.contributors = ContributorStore(db)
             app.state.anonymous_limiter = anonymous_limiter(settings)
@@ -128,6 +131,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="crowdsft serving", version="1", lifespan=lifespan)
     guard_edges(app, settings.http_max_body_bytes)
+    observe(app, "serving", settings, lambda a: {
+        "store": store_answers(a.state.db), "broker": broker_answers(broker)
+    })  # fmt: skip
 
     def models(request: Request) -> ServedModels:
         served = request.app.state.models

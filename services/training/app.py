@@ -3,7 +3,7 @@ takes a batch of requests and trains them at once (on Ray, for the lora backend)
 
 from __future__ import annotations
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -20,7 +20,7 @@ from services.training.trainers import InstalledTrainers, TrainingPorts
 GROUP_ID = "crowdsft-training"
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     db, events = parts.db, parts.events
     measurements = MeasurementStore(db)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import structlog
 
+from crowdsft.adapters.metrics import TRAINING_SECONDS
 from crowdsft.contracts import CandidateTrained, TrainingRequested, derive_event_id
 from crowdsft.domain.ids import candidate_model_id
 from crowdsft.domain.measurement import Measurement
@@ -60,4 +61,6 @@ class TrainingHandler:
         if trainer is None:
             # A campaign is validated when created, so this is a deployment without the backend.
             raise LookupError(f"training backend {spec.backend.kind!r} is not installed here")
-        return await self._measurements.put(await trainer.train(spec, request))
+        with TRAINING_SECONDS.labels(spec.backend.kind).time():
+            trained = await trainer.train(spec, request)
+        return await self._measurements.put(trained)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from crowdsft.adapters.probes import http_answers
 from crowdsft.auth import is_operator_token
 from crowdsft.client import (
     CampaignsClient,
@@ -37,6 +38,7 @@ from crowdsft.contracts.feedback import (
 )
 from crowdsft.settings import Settings, load_settings
 from services.http_edges import guard_edges, secure_headers, serve
+from services.http_probes import observe
 from services.web.charts import line_chart
 from services.web.session import Visitor, csrf_ok, forget, keep, visitor
 
@@ -86,6 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     guard_edges(app, settings.http_max_body_bytes)
     secure_headers(app, settings, POLICY)
+    observe(app, "web", settings, lambda a: {
+        "gateway": http_answers(f"{gateway_url}/livez"), "api": http_answers(f"{api_url}/livez")
+    })  # fmt: skip
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def who(request: Request) -> Visitor:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     # How long an idle fetch waits for data. Each round crosses several topics in turn, so
     # this bounds a round's latency when a broker answers a fetch only at its deadline.
     kafka_fetch_max_wait_ms: int = Field(500, ge=1)
+    # Every topic's partition count, and the most replicas any one service runs (KEDA's
+    # maxReplicaCount): a consumer beyond the partitions would sit idle, so a service refuses
+    # to start when a topic has fewer partitions than this.
+    kafka_partitions: int = Field(3, ge=1)
+    max_replicas: int = Field(3, ge=1)
+
+    # Probes and metrics: each worker serves /livez, /readyz and /metrics on this port (0:
+    # any free one, as for the many processes of a test run); HTTP services on their own port.
+    probe_port: int = Field(0, ge=0, le=65535)
+    # Traces go to this OTLP/HTTP collector (e.g. http://otel-collector:4318); unset: the
+    # spans are made (the trace context still travels in Kafka headers) but exported nowhere.
+    otlp_endpoint: str | None = None
 
     # Logs: one JSON object per line for collectors, or the readable console form locally.
     log_format: Literal["console", "json"] = "console"
@@ -109,6 +121,16 @@ class Settings(BaseSettings):
     web_gateway_url: str = "http://127.0.0.1:8080"
     web_balances_url: str = "http://127.0.0.1:8081"
     web_secure_cookies: bool = False
+
+    @model_validator(mode="after")
+    def _partitions_cover_replicas(self) -> Settings:
+        if self.kafka_partitions < self.max_replicas:
+            raise ValueError(
+                f"CROWDSFT_KAFKA_PARTITIONS={self.kafka_partitions} is below "
+                f"CROWDSFT_MAX_REPLICAS={self.max_replicas}: replicas beyond the partition count "
+                "would consume nothing; raise the partitions or lower the replicas"
+            )
+        return self
 
     @field_validator("backend_modules", "http_cors_origins", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 async def produce_raw(
@@ -50,3 +50,33 @@ async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[di
     finally:
         await consumer.stop()
     return out
+
+
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records on `topics` that `group` has not committed, asked of the broker (not joining).
+    The end of each partition is the high watermark of a fetch from the committed offset: Tansu
+    answers ListOffsets(latest) with a smaller number once records arrive in batches."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        committed = {tp: await consumer.committed(tp) or 0 for tp in parts}
+        consumer.assign(parts)
+        for tp, offset in committed.items():
+            consumer.seek(tp, offset)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while any(consumer.highwater(tp) is None for tp in parts) and loop.time() < deadline:
+            await consumer.getmany(timeout_ms=200)
+        ends = {tp: consumer.highwater(tp) for tp in parts}
+        missing = [tp for tp, end in ends.items() if end is None]
+        assert not missing, f"no high watermark fetched for {missing}"
+        return sum(int(ends[tp] or 0) - offset for tp, offset in committed.items())
+    finally:
+        await consumer.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -40,7 +41,11 @@ def compose() -> dict[str, Any]:
 
 PRINCIPALS = ("intake", "selection", "training", "scoring", "shapley", "deadletters", "gateway",
               "serving", "operator")  # fmt: skip
-SECRETS = ("MONGO_PASSWORD", *(f"KAFKA_PASSWORD_{n.upper()}" for n in PRINCIPALS))
+SECRETS = (
+    "MONGO_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    *(f"KAFKA_PASSWORD_{n.upper()}" for n in PRINCIPALS),
+)
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -111,7 +116,12 @@ def test_production_is_secure_by_default(compose: dict[str, Any]) -> None:
     ray = services["ray-head"]
     assert "ports" not in ray and "--dashboard-host=127.0.0.1" in ray["command"]
     published = {name for name, s in services.items() if s.get("ports")}
-    assert published == {"gateway", "balances", "serving", "web"}
+    assert published == {"gateway", "balances", "serving", "web", "prometheus", "grafana"}
+    for name in ("prometheus", "grafana"):  # operators' tools: on the host's loopback only
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${GRAFANA_ADMIN_PASSWORD:?"
+    )
 
 
 def grants() -> dict[str, set[tuple[str, str, str]]]:
@@ -159,3 +169,60 @@ def test_training_reaches_the_ray_cluster_with_shared_artifacts(compose: dict[st
     for node in ("training", "ray-head", "ray-worker"):
         assert f"artifacts:{root}" in services[node]["volumes"]
     assert services["ray-worker"]["build"]["args"]["EXTRAS"] == "[llm]"
+
+
+HTTP_PORTS = {"gateway": 8080, "balances": 8081, "serving": 8082, "web": 8083}
+OBSERVABILITY = REPO / "infra" / "observability"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_is_healthy_only_when_ready(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    port = HTTP_PORTS.get(name, int(service["environment"]["CROWDSFT_PROBE_PORT"]))
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+
+
+def test_topics_have_partitions_for_every_replica(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = services["intake"]["environment"]
+    partitions, most = int(env["CROWDSFT_KAFKA_PARTITIONS"]), int(env["CROWDSFT_MAX_REPLICAS"])
+    assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == partitions >= most
+    assert all(services[n]["deploy"]["replicas"] <= most for n in SERVICES)
+
+
+def test_prometheus_scrapes_every_service_on_its_port() -> None:
+    config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text())
+    scraped = {
+        (name, sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+        for name in sd["names"]
+    }
+    workers = set(SERVICES) - set(HTTP_PORTS)
+    assert scraped == {(n, 9000) for n in workers} | set(HTTP_PORTS.items())
+
+
+def exported_names() -> set[str]:
+    """Every series name the services' registry can export (counters as `_total`, ...)."""
+    from prometheus_client import REGISTRY
+
+    import crowdsft.adapters.metrics  # noqa: F401 - registers the counters
+
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+    return names
+
+
+def test_the_dashboard_and_alerts_ask_only_for_series_that_exist() -> None:
+    """Renaming a counter without its dashboard panel or alert fails here, not in production."""
+    dashboard = json.loads((OBSERVABILITY / "grafana/dashboards/crowdsft.json").read_text())
+    rules = yaml.safe_load((OBSERVABILITY / "alerts.yml").read_text())["groups"][0]["rules"]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [rule["expr"] for rule in rules]
+    asked = {name for e in exprs for name in re.findall(r"\b(crowdsft_[a-z_]+)", e)}
+    assert asked and asked <= exported_names(), asked - exported_names()
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("intake", "dead letters", "round latency", "lag", "training", "api latency"):
+        assert topic in titles

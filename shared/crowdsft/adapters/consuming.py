@@ -24,6 +24,7 @@ from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError, WaitQueueTimeoutError
 
+from crowdsft.adapters.metrics import EVENTS_DEAD_LETTERED
 from crowdsft.contracts import EventDeadLettered, OriginalCopy, derive_event_id
 from crowdsft.domain.ports import Publish
 from crowdsft.logs import bound_ids
@@ -221,3 +222,4 @@ class EventReader:
             original=OriginalCopy.of(record.value or b""),
         )
         await self._publish([(None, letter)])
+        EVENTS_DEAD_LETTERED.labels(self._producer, letter.reason).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,11 +24,10 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from crowdsft.adapters.consuming import header_tolerant_parser, raw_decoder
+from crowdsft.adapters.metrics import PUBLISH_FAILURES
 from crowdsft.contracts.topics import TOPIC_EVENTS, topic_of
 from crowdsft.domain.ports import Announcement, Publish
 from crowdsft.settings import Settings
-
-DEFAULT_PARTITIONS = 3
 
 
 def security(settings: Settings) -> BaseSecurity | None:
@@ -110,8 +109,13 @@ def _admin_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Create every crowdsft topic that is missing; safe to run from every service."""
+class TooFewPartitions(RuntimeError):
+    """A topic has fewer partitions than replicas may consume it: refuse to start."""
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create every crowdsft topic that is missing, then check every one this process can
+    see has at least `max_replicas` partitions; safe to run from every service."""
     admin = AIOKafkaAdminClient(**_admin_options(settings))
     await admin.start()
     try:
@@ -125,30 +129,59 @@ async def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS
                 TopicAuthorizationFailedError,
                 ClusterAuthorizationFailedError,
             ):
-                await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
+                await admin.create_topics(
+                    [NewTopic(name, settings.kafka_partitions, replication_factor=1)]
+                )
+        visible = sorted(set(await admin.list_topics()) & set(TOPIC_EVENTS))
+        counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(visible)}
     finally:
         await admin.close()
+    check_partitions(counts, settings.max_replicas)
+
+
+def check_partitions(counts: Mapping[str, int], max_replicas: int) -> None:
+    short = {topic: n for topic, n in counts.items() if n < max_replicas}
+    if short:
+        listed = ", ".join(f"{topic} has {n}" for topic, n in sorted(short.items()))
+        raise TooFewPartitions(
+            f"topics have fewer partitions than CROWDSFT_MAX_REPLICAS={max_replicas}: "
+            f"{listed}. A replica beyond a topic's partitions consumes nothing; add partitions "
+            "(kafka-topics.sh --alter --partitions N) or lower CROWDSFT_MAX_REPLICAS"
+        )
 
 
 def announcer(broker: KafkaBroker) -> Publish:
-    """Publish many events at once and wait until the broker has every one of them.
+    """Publish many events at once and wait until the broker has confirmed every one of them.
 
-    Each send is queued without waiting (aiokafka batches them), then all are awaited
-    together: a caller that commits offsets afterwards never commits past an unsent event.
+    Each send is queued without waiting (aiokafka batches them), then all confirmations are
+    awaited together: a caller that commits offsets afterwards never commits past an unsent
+    event. An unconfirmed event is counted (`crowdsft_publish_failures_total`) and raises.
     Each event goes to its type's topic (`contracts.topics`), never to one named by hand.
     """
 
     async def publish(announcements: Sequence[Announcement]) -> None:
-        pending = [
-            await broker.publish(
-                event,
-                topic_of(event),
-                key=key.encode() if key is not None else None,
-                no_confirm=True,
-            )
-            for key, event in announcements
+        pending: list[tuple[str, Awaitable[Any]]] = []
+        topic = "unknown"  # until the first event names one
+        try:
+            for key, event in announcements:
+                topic = topic_of(event)
+                sent = await broker.publish(
+                    event, topic, key=key.encode() if key is not None else None, no_confirm=True
+                )
+                pending.append((topic, sent))
+        except Exception:
+            PUBLISH_FAILURES.labels(topic).inc()
+            raise
+        outcomes = await asyncio.gather(*(sent for _, sent in pending), return_exceptions=True)
+        failed = [
+            (t, o)
+            for (t, _), o in zip(pending, outcomes, strict=True)
+            if isinstance(o, BaseException)
         ]
-        await asyncio.gather(*pending)
+        for topic, _ in failed:
+            PUBLISH_FAILURES.labels(topic).inc()
+        if failed:
+            raise failed[0][1]
 
     return publish
 

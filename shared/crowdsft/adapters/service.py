@@ -1,4 +1,5 @@
-"""What every event-driven service starts with: broker, app, database, publisher, reader."""
+"""What every event-driven service starts with: broker, app, database, publisher, reader,
+and how it runs: its consumers and its probe routes in one process."""
 
 from __future__ import annotations
 
@@ -8,15 +9,28 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import structlog
+import uvicorn
 from aiokafka.errors import KafkaConnectionError
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
+from faststream.asgi.types import Receive, Scope, Send
 from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.consuming import EventReader, backoff
-from crowdsft.adapters.kafka import announcer, ensure_topics, make_broker
+from crowdsft.adapters.kafka import TooFewPartitions, announcer, ensure_topics, make_broker
+from crowdsft.adapters.metrics import prometheus_middleware
+from crowdsft.adapters.probes import (
+    Readiness,
+    broker_answers,
+    consumers_assigned,
+    store_answers,
+    worker_routes,
+)
+from crowdsft.adapters.tracing import configure_tracing, telemetry_middleware
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.ports import Publish
 from crowdsft.logs import configure_logging
@@ -43,15 +57,65 @@ async def wait_for_broker(settings: Settings, timeout_s: float = BROKER_WAIT_S) 
             await asyncio.sleep(backoff(attempt))
 
 
-def run_service(create_app: Callable[[Settings], FastStream], attempts: int = 20) -> None:
+class _StartupError:
+    """Keeps what failed the app's start-up: uvicorn logs it and returns, and the caller
+    decides from its kind whether to start again."""
+
+    def __init__(self, app: AsgiFastStream) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            if scope["type"] == "lifespan":
+                self.error = exc
+            raise
+
+
+class _Server(uvicorn.Server):
+    """Stops on SIGTERM or SIGINT as uvicorn does, then returns rather than raising the signal
+    again: the process flushes its logs and exits 0 after its consumers' last commit."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+async def serve_worker(app: AsgiFastStream, settings: Settings) -> None:
+    """The consumers and the probe routes in one process, stopped by SIGTERM through the
+    ASGI lifespan (which stops the broker after its last commit)."""
+    watched = _StartupError(app)
+    config = uvicorn.Config(
+        watched,
+        host=settings.http_host,
+        port=settings.probe_port,
+        log_config=None,
+        access_log=False,  # probes every few seconds would drown the service's own lines
+    )
+    server = _Server(config)
+    await server.serve()
+    if watched.error is not None:
+        raise watched.error
+
+
+def run_service(create_app: Callable[[Settings], AsgiFastStream], attempts: int = 20) -> None:
     """Runs a service; if the broker goes away between the wait and the broker's own start,
-    the app is built and started again rather than the process exiting."""
-    settings = load_settings()
+    the app is built and started again rather than the process exiting. Settings or topics
+    that cannot work (too few partitions) stop it with the reason, not a traceback."""
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        raise SystemExit(f"crowdsft: invalid settings: {exc}") from None
     configure_logging(settings)
     for attempt in range(1, attempts + 1):
         try:
-            asyncio.run(create_app(settings).run())
+            asyncio.run(serve_worker(create_app(settings), settings))
             return
+        except TooFewPartitions as exc:
+            log.error("refusing to start", reason=str(exc))
+            raise SystemExit(f"crowdsft: {exc}") from None
         except KafkaConnectionError as exc:
             if attempt == attempts:
                 raise
@@ -61,7 +125,7 @@ def run_service(create_app: Callable[[Settings], FastStream], attempts: int = 20
 
 @dataclass(frozen=True)
 class ServiceParts:
-    app: FastStream
+    app: AsgiFastStream
     broker: KafkaBroker
     db: mongo.Database
     publish: Publish
@@ -70,12 +134,30 @@ class ServiceParts:
 
 def service_parts(settings: Settings, group_id: str) -> ServiceParts:
     """Topics and indexes are ensured at start-up; the database client closes at shutdown.
-    Backends named in the settings register first, so every campaign spec validates."""
+    Backends named in the settings register first, so every campaign spec validates. Every
+    worker is traced, counted (FastStream's middlewares) and serves its probes."""
     load_plugins(settings.backend_modules)
-    broker = make_broker(settings, client_id=group_id)
-    app = FastStream(broker, logger=logging.getLogger("crowdsft.app"))
+    service = group_id.removeprefix("crowdsft-")
+    configure_tracing(settings, service)
+    broker = make_broker(
+        settings,
+        client_id=group_id,
+        middlewares=(telemetry_middleware(), prometheus_middleware(service)),
+    )
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
+    readiness = Readiness(
+        {
+            "store": store_answers(db),
+            "broker": broker_answers(broker),
+            "consumers": consumers_assigned(broker),
+        }
+    )
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=worker_routes(readiness, group_id, broker),
+        logger=logging.getLogger("crowdsft.app"),
+    )
     publish = announcer(broker)
 
     @app.on_startup
