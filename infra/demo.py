@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -59,6 +60,11 @@ ROUND_SERVICES = ("intake", "selection", "training", "scoring", "shapley")
 KEEPERS = ("deadletters",)  # the dead letters, for the web app's operator counts
 SERVICE_PORTS = {"gateway": "CROWDSFT_GATEWAY_PORT", "balances": "CROWDSFT_BALANCES_PORT",
                  "web": "CROWDSFT_WEB_PORT"}  # fmt: skip
+PROBED = (*ROUND_SERVICES, *KEEPERS)  # workers: /livez, /readyz, /metrics on a port each
+COUNTERS = ("crowdsft_feedback_accepted_total", "crowdsft_feedback_rejected_total",
+            "crowdsft_feedback_dead_lettered_total", "crowdsft_rounds_opened_total",
+            "crowdsft_rounds_decided_total", "crowdsft_rounds_scored_total",
+            "crowdsft_training_seconds_count", "crowdsft_rate_limit_refusals_total")  # fmt: skip
 # LoRA rounds take tens of seconds: a consumer need not ask an idle broker 50 times a second,
 # and on 2 cores those polls cost the model workers a third of their speed (bench/lora.py).
 FETCH_WAIT_MS = "100"
@@ -86,13 +92,38 @@ def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     env["CROWDSFT_WEB_GATEWAY_URL"] = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     env["CROWDSFT_WEB_BALANCES_URL"] = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
     env.setdefault("CROWDSFT_ARTIFACT_ROOT", str(run_dir / "artifacts"))
+    for name in PROBED:
+        env.setdefault(probe_key(name), str(localstack.free_port()))
     for name in (*ROUND_SERVICES, *KEEPERS, *SERVICE_PORTS):
         pid = localstack.read_pid(run_dir, name)
         if pid is not None and localstack.pid_alive(pid):
             continue
-        localstack.spawn(run_dir, name, [sys.executable, "-m", f"services.{name}"], env=env)
+        own = {**env, "CROWDSFT_PROBE_PORT": env[probe_key(name)]} if name in PROBED else env
+        localstack.spawn(run_dir, name, [sys.executable, "-m", f"services.{name}"], env=own)
     (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return env
+
+
+def probe_key(name: str) -> str:
+    return f"CROWDSFT_PROBE_PORT_{name.upper()}"
+
+
+def metrics_urls(env: dict[str, str]) -> dict[str, str]:
+    urls = {name: f"http://127.0.0.1:{env[probe_key(name)]}/metrics" for name in PROBED}
+    urls |= {name: f"http://127.0.0.1:{env[key]}/metrics" for name, key in SERVICE_PORTS.items()}
+    return urls
+
+
+async def counted(urls: dict[str, str]) -> dict[str, float]:
+    """The business counters summed over every service, as a Prometheus would sum them."""
+    totals = dict.fromkeys(COUNTERS, 0.0)
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in urls.values():
+            for family in text_string_to_metric_families((await client.get(url)).text):
+                for sample in family.samples:
+                    if sample.name in totals:
+                        totals[sample.name] += sample.value
+    return totals
 
 
 async def wait_healthy(url: str, timeout_s: float = 60) -> None:
@@ -200,6 +231,8 @@ async def run(args: argparse.Namespace) -> None:
             db, settings, ids, balances, args.seed, args.rounds, args.out, console
         )
         phases["vector_campaign"] = time.perf_counter() - started - sum(phases.values())
+        urls = metrics_urls(env)
+        counters = await counted(urls)
 
     summary = {
         "seconds": round(time.perf_counter() - started, 1),
@@ -213,6 +246,8 @@ async def run(args: argparse.Namespace) -> None:
         "balances_api": balances,
         "web": web,
         "operator_token_file": str(args.run_dir / "operator-token"),
+        "metrics": urls,
+        "counters": counters,
         "llm_campaign": llm,
         "round_campaign": vector,
     }
@@ -230,6 +265,12 @@ def report(summary: dict[str, Any], out: Path) -> None:
     for reason, n in sorted(summary["rejections_by_reason"].items()):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
+    counters = Table(title="what the services counted (/metrics, summed over services)")
+    counters.add_column("counter")
+    counters.add_column("value", justify="right")
+    for name, value in summary["counters"].items():
+        counters.add_row(name, f"{value:.0f}")
+    console.print(counters)
     vector = summary["round_campaign"]
     console.print(
         f"vector campaign: final distance {vector['final_distance']:.4f} through the services,"
@@ -247,6 +288,9 @@ def report(summary: dict[str, Any], out: Path) -> None:
         console.print(f"  leaderboard: {balances}/v1/leaderboard?campaign={campaign}")
         console.print(f"  rounds:      {balances}/v1/campaigns/{campaign}/rounds")
         console.print(f"  lineage:     {balances}/v1/campaigns/{campaign}/lineage")
+    console.print("metrics (also /livez, /readyz):")
+    for name, url in summary["metrics"].items():
+        console.print(f"  {name:<12} {url}")
     console.print(f"web app:  {summary['web']}/  (sign in with a contributor token: "
                   "`crowdsft contributor create --id you`)")  # fmt: skip
     console.print(f"  operators sign in with the token in {summary['operator_token_file']}"

@@ -68,6 +68,12 @@ def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
     assert abs(campaign["final_distance"] - campaign["engine_final_distance"]) < 1e-9
     assert (out / "rounds.png").stat().st_size > 10_000
     assert "leaderboard:" in result.stdout and "/docs" in result.stdout
+    # The services' own counters agree with what the demo saw stored and decided.
+    counters = summary["counters"]
+    assert counters["crowdsft_feedback_accepted_total"] == summary["stored_total"] + 12
+    assert counters["crowdsft_feedback_dead_lettered_total"] == sent["malformed"]
+    assert counters["crowdsft_rounds_scored_total"] == llm["rounds"] + campaign["rounds"]
+    assert "what the services counted" in result.stdout
 
 
 def left_up(summary: dict[str, Any], printed: str) -> None:

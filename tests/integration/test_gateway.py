@@ -6,6 +6,9 @@ nothing from a refused request was published.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +23,7 @@ from crowdsft.contracts.topics import FEEDBACK_SUBMITTED
 from crowdsft.settings import Settings
 from services.gateway.app import create_app
 from tests.support.kafka_io import read_topic
+from tests.support.stack import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +179,24 @@ async def test_only_accepted_feedback_reached_the_topic(
     # The gateway stores nothing itself; refused requests registered no one either.
     assert await db[mongo.CONTRIBUTIONS].count_documents({}) == 0
     assert await db[mongo.CONTRIBUTORS].count_documents({}) == 4 + len(INVALID)
+
+
+async def test_a_rotated_token_replaces_the_old_one_at_once(
+    client: httpx.AsyncClient, db: mongo.Database, stack_env: dict[str, str]
+) -> None:
+    """`crowdsft contributor rotate-token`, as an operator runs it: the printed token works,
+    the old one is refused from then on."""
+    _, old = await ContributorStore(db).register("rotator")
+    assert (await post(client, body(), bearer(old))).status_code == 202
+    done = run_cli(stack_env, "contributor", "rotate-token", "--id", "rotator")
+    new = done.stdout.strip()
+    assert new and new != old and "old one no longer works" in done.stderr
+    assert (await post(client, body(), bearer(old))).status_code == 401
+    assert (await post(client, body(), bearer(new))).status_code == 202
+    missing = subprocess.run(
+        [sys.executable, "-c", "from crowdsft.cli import main; main()", "contributor",
+         "rotate-token", "--id", "nobody"],
+        env=stack_env | {"PATH": os.environ["PATH"]}, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "no contributor nobody" in missing.stderr

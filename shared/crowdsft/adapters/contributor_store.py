@@ -56,6 +56,15 @@ class ContributorStore:
             raise ContributorExists(contributor_id) from exc
         return _contributor(doc), token
 
+    async def rotate_token(self, contributor_id: str) -> str | None:
+        """A new token for an existing contributor; the old one stops working at once (only
+        one hash is kept). None if there is no such contributor."""
+        token = new_token()
+        updated = await self._contributors.update_one(
+            {"_id": contributor_id}, {"$set": {"token_hash": hash_token(token)}}
+        )
+        return token if updated.matched_count else None
+
     async def find_by_token(self, token: str) -> Contributor | None:
         """One lookup on the unique token_hash index; None for unknown or malformed tokens."""
         if not looks_like_token(token):

@@ -13,7 +13,7 @@ from crowdsft.cli import app
 from crowdsft.cli.store import on_store
 from crowdsft.contracts.envelope import ID_PATTERN
 
-contributor_app = typer.Typer(no_args_is_help=True, help="Register contributors.")
+contributor_app = typer.Typer(no_args_is_help=True, help="Register contributors, rotate tokens.")
 app.add_typer(contributor_app, name="contributor")
 
 
@@ -54,3 +54,19 @@ def create(
     typer.echo(
         "Store this token now: it will not be shown again (only its hash is kept).", err=True
     )
+
+
+@contributor_app.command("rotate-token")
+def rotate_token(
+    contributor_id: Annotated[
+        str, typer.Option("--id", help="Contributor id.", callback=_valid_id)
+    ],
+) -> None:
+    """Issue a new API token (printed this once only); the old one stops working at once."""
+    token = on_store(lambda db: ContributorStore(db).rotate_token(contributor_id))
+    if token is None:
+        typer.echo(f"error: no contributor {contributor_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"contributor {contributor_id}: new token issued; the old one no longer works",
+               err=True)  # fmt: skip
+    typer.echo(token)
