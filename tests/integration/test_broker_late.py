@@ -48,7 +48,12 @@ async def test_services_wait_for_a_broker_that_is_down_at_their_start(
     services = [ServiceProcess(f"services.{name}", stack_env, tmp_path / f"{name}.log").start()
                 for name in ("intake", "gateway")]  # fmt: skip
     try:
-        await asyncio.sleep(4.0)  # several attempts against the missing broker
+        # Each tries the missing broker and says it waits (however slowly this machine starts
+        # a process), and stays alive a few more attempts.
+        for service in services:
+            wait_until(lambda s=service: "does not answer yet" in s.log() or not s.alive, 60,
+                       f"{service.module} to try the broker")  # fmt: skip
+        await asyncio.sleep(2.0)
         assert all(s.alive for s in services), "\n".join(s.log()[-2000:] for s in services)
         assert all("does not answer yet" in s.log() for s in services)
         localstack().start_broker_again(run_dir)
