@@ -7,6 +7,8 @@ Shapley values) are recomputed every `shapley_every` rounds from the points afte
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import structlog
 
@@ -26,7 +28,15 @@ from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
 from crowdsft.engine.stats import pearson, spearman
 
 PRODUCER = "shapley"
-METHOD = "stratified"
+# Sampling estimators cost O(n^2) per unit; from this many contributors on, the estimator built
+# on the centroid game's structure takes over (seconds at 100,000; bench/results/shapley.json).
+LARGE_CROWD = 2_000
+
+
+def method_for(n_contributors: int) -> str:
+    return "size_strata" if n_contributors >= LARGE_CROWD else "stratified"
+
+
 log = structlog.get_logger(PRODUCER)
 
 
@@ -52,7 +62,8 @@ class ShapleyHandler:
         scored = await self._rounds.get(event.campaign_id, event.round_index)
         if scored is None or scored.status is not RoundStatus.SCORED:
             raise LookupError(f"round {event.round_id} is not scored in the store yet")
-        record = self._values(spec, scored, stored)
+        # In a thread: a large crowd's estimate takes seconds the consumer's heartbeats need.
+        record = await asyncio.to_thread(self._values, spec, scored, stored)
         # Points right after this round, from the round itself: the figures do not depend on
         # how far scoring has got by the time this runs.
         points, shapley = scored.points_after(), np.asarray(record.values)
@@ -75,7 +86,7 @@ class ShapleyHandler:
         if stored is not None and stored.fingerprint == fingerprint:
             return stored
         crowd = Crowd(users=np.asarray(scored.positions), expert=np.asarray(spec.target))
-        settings = ShapleySettings(METHOD, spec.shapley_rel_error)
+        settings = ShapleySettings(method_for(len(crowd.users)), spec.shapley_rel_error)
         rng = np.random.default_rng(streams(spec.seed)[2])
         result = shapley_of_crowd(crowd, spec.evaluation, settings, rng)
         return ShapleyRecord(
@@ -84,7 +95,7 @@ class ShapleyHandler:
             values=[float(v) for v in result.values],
             std_errors=[float(e) for e in result.stderr],
             relative_error=float(result.relative_error),
-            method=METHOD,
+            method=settings.method,
             fingerprint=fingerprint,
             as_of_round_index=scored.round_index,
         )

@@ -43,7 +43,10 @@ from crowdsft.reporting.plots import plot_distances, plot_heatmap, plot_points_v
 
 console = Console(stderr=True)
 
-METHOD_HELP = "exact | permutation | stratified | kernelshap."
+METHOD_HELP = (
+    "exact | permutation | stratified | kernelshap | size_strata (the centroid game's own "
+    "structure: seconds at 100,000 contributors)."
+)
 SWEEP_USERS = (10, 25, 50, 75, 100)
 SWEEP_GROUPS = (2, 3, 4, 5)
 

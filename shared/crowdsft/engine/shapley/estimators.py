@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowdsft.engine.shapley.game import BoolArray, CentroidGame, FloatArray, Game, grand_and_empty
+from crowdsft.engine.shapley.large import EXACT_BELOW, size_strata_until
 from crowdsft.engine.shapley.result import ShapleyResult
 from crowdsft.engine.shapley.stopping import MaxEvaluations, RelativeError, StoppingCriterion
 
@@ -253,7 +254,7 @@ def kernel_shapley(
 
 # ---------------------------------------------------------------------------- dispatch
 
-METHODS = ("exact", "permutation", "stratified", "kernelshap")
+METHODS = ("exact", "permutation", "stratified", "kernelshap", "size_strata")
 
 
 def estimate_shapley(
@@ -266,7 +267,8 @@ def estimate_shapley(
     max_evaluations: int = 2_000_000_000,
 ) -> ShapleyResult:
     """Estimate by name. ``n_samples`` fixes the budget in coalition evaluations (the way
-    KernelSHAP budgets are quoted); otherwise sampling stops at ``rel_error``."""
+    KernelSHAP budgets are quoted); otherwise sampling stops at ``rel_error`` (`size_strata`
+    has no evaluation budget: it scales its draws until it reports ``rel_error``)."""
     if method == "exact":
         return exact_shapley(game)
     stop = MaxEvaluations(n_samples) if n_samples else default_stop(rel_error, max_evaluations)
@@ -274,6 +276,13 @@ def estimate_shapley(
         return permutation_shapley(game, rng, stop)
     if method == "stratified":
         return stratified_shapley(game, rng, stop)
+    if method == "size_strata":
+        # The centroid game's own structure (`large.py`): for crowds of thousands and more.
+        if not isinstance(game, CentroidGame):
+            raise ValueError("size_strata needs the centroid game")
+        if game.n_players < EXACT_BELOW:
+            return exact_shapley(game)
+        return size_strata_until(game, rng, rel_error)
     if method == "kernelshap":
         # A fixed budget is cut into 50 units, so the standard error rests on 50 replicates.
         pairs = 1 if not n_samples else max(1, n_samples // 2 // 50)
