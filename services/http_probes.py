@@ -38,9 +38,8 @@ def observe(app: FastAPI, service: str, settings: Settings, checks_of: ChecksOf)
             checks = checks_of(request.app)
         except AttributeError:  # the lifespan has not filled the state yet
             return JSONResponse({"ready": False, "checks": {}}, status_code=503)
-        report = await Readiness(checks).report()
-        ready = all(report.values())
-        return JSONResponse({"ready": ready, "checks": report}, status_code=200 if ready else 503)
+        body, status = await Readiness(checks).verdict()
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -23,11 +23,10 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import Contributor, ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import announcer, make_broker
-from crowdsft.adapters.metrics import RATE_LIMIT_REFUSALS, prometheus_middleware
+from crowdsft.adapters.metrics import RATE_LIMIT_REFUSALS
 from crowdsft.adapters.probes import broker_answers, store_answers
 from crowdsft.adapters.rate_limit_store import LocalRateLimit, RateLimit, SharedRateLimit
 from crowdsft.adapters.service import wait_for_broker
-from crowdsft.adapters.tracing import telemetry_middleware
 from crowdsft.contracts import FeedbackSubmitted, StartRound, new_event_id, utc_now
 from crowdsft.contracts.envelope import ID_PATTERN, SaneDatetime
 from crowdsft.contracts.feedback import (
@@ -98,11 +97,7 @@ def contributor_rate_limit(settings: Settings, db: mongo.Database) -> RateLimit:
 
 def create_app(settings: Settings) -> FastAPI:
     load_plugins(settings.backend_modules)
-    broker = make_broker(
-        settings,
-        client_id=CLIENT_ID,
-        middlewares=(telemetry_middleware(), prometheus_middleware(PRODUCER)),
-    )
+    broker = make_broker(settings, client_id=CLIENT_ID)
     producer = FeedbackProducer(broker)
     publish = announcer(broker)
     publish_timeout_s = settings.gateway_publish_timeout_ms / 1000

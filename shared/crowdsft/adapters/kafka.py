@@ -24,7 +24,8 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from crowdsft.adapters.consuming import header_tolerant_parser, raw_decoder
-from crowdsft.adapters.metrics import PUBLISH_FAILURES
+from crowdsft.adapters.metrics import PUBLISH_FAILURES, prometheus_middleware
+from crowdsft.adapters.tracing import telemetry_middleware
 from crowdsft.contracts.topics import TOPIC_EVENTS, topic_of
 from crowdsft.domain.ports import Announcement, Publish
 from crowdsft.settings import Settings
@@ -48,6 +49,9 @@ def security(settings: Settings) -> BaseSecurity | None:
 
 
 def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBroker:
+    """Every broker is traced (context in Kafka headers) and counted (FastStream's message
+    metrics, labelled with the client id less its `crowdsft-` prefix)."""
+    service = client_id.removeprefix("crowdsft-")
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
@@ -56,6 +60,7 @@ def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBrok
         linger_ms=5,
         # Through the process's logging (crowdsft.logs), not FastStream's own handler.
         logger=logging.getLogger("crowdsft.broker"),
+        middlewares=(telemetry_middleware(), prometheus_middleware(service)),
         **options,
     )
 
@@ -132,7 +137,9 @@ async def ensure_topics(settings: Settings) -> None:
                 await admin.create_topics(
                     [NewTopic(name, settings.kafka_partitions, replication_factor=1)]
                 )
-        visible = sorted(set(await admin.list_topics()) & set(TOPIC_EVENTS))
+        if missing:  # what was created, or what the ACLs let this process see
+            existing = set(await admin.list_topics())
+        visible = sorted(existing & set(TOPIC_EVENTS))
         counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(visible)}
     finally:
         await admin.close()

@@ -75,22 +75,19 @@ def consumers(broker: KafkaBroker) -> list[AIOKafkaConsumer]:
 _reported: dict[str, set[tuple[str, str]]] = {}  # per group, the partitions last reported
 
 
-async def measure_lag(group: str, held: Iterable[AIOKafkaConsumer]) -> int:
+async def measure_lag(group: str, held: Iterable[AIOKafkaConsumer]) -> None:
     """Per partition held: the high watermark minus the group's committed offset (what KEDA's
     Kafka scaler reads too). A partition that moved to another replica in a rebalance stops
     being reported here, so summing over replicas never counts one twice."""
-    total = 0
     now: set[tuple[str, str]] = set()
     for consumer in held:
         for tp in sorted(consumer.assignment(), key=lambda p: (p.topic, p.partition)):
             lag = await partition_lag(consumer, tp)
             CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
             now.add((tp.topic, str(tp.partition)))
-            total += lag
     for topic, partition in _reported.get(group, set()) - now:
         CONSUMER_LAG.remove(group, topic, partition)
     _reported[group] = now
-    return total
 
 
 async def partition_lag(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:

@@ -67,10 +67,14 @@ class Readiness:
 
     async def report(self) -> dict[str, bool]:
         names = list(self.checks)
-        outcomes = await asyncio.gather(
-            *(self._bounded(self.checks[n]) for n in names), return_exceptions=False
-        )
+        outcomes = await asyncio.gather(*(self._bounded(self.checks[n]) for n in names))
         return dict(zip(names, outcomes, strict=True))
+
+    async def verdict(self) -> tuple[dict[str, object], int]:
+        """The /readyz body and status, the same for workers and HTTP services."""
+        report = await self.report()
+        ready = all(report.values())
+        return {"ready": ready, "checks": report}, 200 if ready else 503
 
     @staticmethod
     async def _bounded(check: Check) -> bool:
@@ -95,10 +99,7 @@ def worker_routes(
 
     @get(include_in_schema=False)
     async def readyz(scope: Scope) -> AsgiResponse:
-        report = await readiness.report()
-        return _json(
-            {"ready": all(report.values()), "checks": report}, 200 if all(report.values()) else 503
-        )
+        return _json(*await readiness.verdict())
 
     exposition = make_asgi_app(REGISTRY)
 

@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from crowdsft.adapters import mongo
 from crowdsft.adapters.consuming import EventReader, backoff
 from crowdsft.adapters.kafka import TooFewPartitions, announcer, ensure_topics, make_broker
-from crowdsft.adapters.metrics import prometheus_middleware
 from crowdsft.adapters.probes import (
     Readiness,
     broker_answers,
@@ -30,7 +29,7 @@ from crowdsft.adapters.probes import (
     store_answers,
     worker_routes,
 )
-from crowdsft.adapters.tracing import configure_tracing, telemetry_middleware
+from crowdsft.adapters.tracing import configure_tracing
 from crowdsft.domain.backends import load_plugins
 from crowdsft.domain.ports import Publish
 from crowdsft.logs import configure_logging
@@ -135,15 +134,10 @@ class ServiceParts:
 def service_parts(settings: Settings, group_id: str) -> ServiceParts:
     """Topics and indexes are ensured at start-up; the database client closes at shutdown.
     Backends named in the settings register first, so every campaign spec validates. Every
-    worker is traced, counted (FastStream's middlewares) and serves its probes."""
+    worker is traced, counted (`make_broker`'s middlewares) and serves its probes."""
     load_plugins(settings.backend_modules)
-    service = group_id.removeprefix("crowdsft-")
-    configure_tracing(settings, service)
-    broker = make_broker(
-        settings,
-        client_id=group_id,
-        middlewares=(telemetry_middleware(), prometheus_middleware(service)),
-    )
+    configure_tracing(settings, group_id.removeprefix("crowdsft-"))
+    broker = make_broker(settings, client_id=group_id)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     readiness = Readiness(

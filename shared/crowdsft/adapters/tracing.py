@@ -13,9 +13,6 @@ from collections.abc import Iterable, Sequence
 
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from crowdsft.settings import Settings
 
@@ -23,7 +20,12 @@ TRACER_NAME = "crowdsft"
 
 
 def configure_tracing(settings: Settings, service: str) -> None:
-    """Once per process; a provider set already (by a test, say) is left as it is."""
+    """Once per process; a provider set already (by a test, say) is left as it is. The SDK is
+    imported here: every process with a broker imports this module, only services trace."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     provider = TracerProvider(resource=Resource.create({"service.name": f"crowdsft-{service}"}))
