@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from crowdsft.contracts.topics import TOPIC_EVENTS
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BASE = HERE / "base"
@@ -61,6 +63,10 @@ class Service:
     memory_limit: str = "1Gi"
     scaling: Scaling | None = None
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def port_name(self) -> str:
+        return "http" if self.http else "probes"
 
     @property
     def image(self) -> str:
@@ -153,7 +159,7 @@ def container(service: Service) -> Doc:
         "name": service.name,
         "image": service.image,
         "command": ["python", "-m", f"services.{service.name}"],
-        "ports": [{"name": "http" if service.http else "probes", "containerPort": service.port}],
+        "ports": [{"name": service.port_name, "containerPort": service.port}],
         "envFrom": [{"configMapRef": {"name": "crowdsft-settings"}}],
         "env": env,
         # Workers wait for the broker before they serve their probes: a generous start.
@@ -223,7 +229,7 @@ def network_service(service: Service) -> Doc:
         "metadata": meta(service.name, **selector(service)),
         "spec": {
             "selector": selector(service),
-            "ports": [{"name": "http" if service.http else "probes", "port": service.port,
+            "ports": [{"name": service.port_name, "port": service.port,
                        "targetPort": service.port}],
         },
     }  # fmt: skip
@@ -353,8 +359,6 @@ def kafka() -> list[Doc]:
                           "limits": {"memory": "4Gi"}},
         },
     }  # fmt: skip
-    from crowdsft.contracts.topics import TOPIC_EVENTS
-
     topics = [
         {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
          "metadata": meta(topic, **{"strimzi.io/cluster": KAFKA}),

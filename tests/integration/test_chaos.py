@@ -73,11 +73,8 @@ def stack_env(run_dir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 async def db(settings: Settings) -> Any:
     """Short server selection: the store is killed under this client many times."""
-    client = mongo.connect(settings, timeout_ms=2_000)
-    database = mongo.database(client, settings)
-    await mongo.ensure_indexes(database)
-    yield database
-    await client.close()
+    async with mongo.opened(settings, timeout_ms=2_000) as database:
+        yield database
 
 
 async def retried(call: Callable[..., Awaitable[Any]], *args: Any, timeout_s: float = 120) -> Any:

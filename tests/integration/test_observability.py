@@ -66,11 +66,8 @@ def stack_env(run_dir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 async def db(settings: Settings) -> Any:
     """Short server selection: the store is stopped under this client."""
-    client = mongo.connect(settings, timeout_ms=2_000)
-    database = mongo.database(client, settings)
-    await mongo.ensure_indexes(database)
-    yield database
-    await client.close()
+    async with mongo.opened(settings, timeout_ms=2_000) as database:
+        yield database
 
 
 def samples(text: str, name: str, **labels: str) -> float:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from crowdsft.contracts import TOPIC_EVENTS, topics
+from infra.k8s import render
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "selection", "training", "scoring", "shapley", "deadletters", "gateway",
@@ -125,12 +126,8 @@ def test_production_is_secure_by_default(compose: dict[str, Any]) -> None:
 
 
 def grants() -> dict[str, set[tuple[str, str, str]]]:
-    table: dict[str, set[tuple[str, str, str]]] = {}
-    for line in (REPO / "infra" / "kafka" / "acls.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            user, operation, kind, name = line.split()
-            table.setdefault(user, set()).add((operation, kind, name))
-    return table
+    """infra/kafka/acls.txt, read as the Kubernetes KafkaUsers read it."""
+    return {user: set(granted) for user, granted in render.grants().items()}
 
 
 @pytest.mark.parametrize("name", [s for s in SERVICES if s not in NO_BROKER])

@@ -6,9 +6,7 @@ scaling on lag or request rate, never more replicas than partitions."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from crowdsft.contracts import TOPIC_EVENTS
+from infra.k8s import render
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "infra" / "k8s"
@@ -36,15 +35,6 @@ CUSTOM = {
 WORKERS = ("intake", "selection", "training", "scoring", "shapley", "deadletters")
 HTTP = {"gateway": 8080, "balances": 8081, "serving": 8082, "web": 8083}
 SCALED_ON_LAG = {"intake", "training"}
-
-
-def render_module() -> Any:
-    spec = importlib.util.spec_from_file_location("k8s_render", K8S / "render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @cache
@@ -83,7 +73,7 @@ def custom_schema(api_version: str, kind: str) -> dict[str, Any]:
 
 
 def test_the_committed_manifests_are_what_the_renderer_writes() -> None:
-    wanted = render_module().rendered()
+    wanted = render.rendered()
     committed = {p.name: p.read_text() for p in (K8S / "base").glob("*.yaml")}
     assert committed == wanted, "run: python infra/k8s/render.py"
 
@@ -138,7 +128,7 @@ def test_keda_scales_intake_and_training_on_lag_and_http_on_request_rate() -> No
     assert set(scaled) == SCALED_ON_LAG | set(HTTP)
     reads = {
         (user, name)
-        for user, granted in render_module().grants().items()
+        for user, granted in render.grants().items()
         for operation, kind, name in granted
         if operation == "Read" and kind == "topic"
     }
@@ -170,7 +160,7 @@ def test_no_service_may_scale_past_the_partitions() -> None:
 
 def test_kafka_users_carry_the_acl_table() -> None:
     users = of_kind("KafkaUser")
-    for name, granted in render_module().grants().items():
+    for name, granted in render.grants().items():
         acls = users[name]["spec"]["authorization"]["acls"]
         found = {(op, a["resource"]["type"], a["resource"]["name"])
                  for a in acls for op in a["operations"] if op != "Describe"}  # fmt: skip

@@ -34,6 +34,8 @@ IntArray = NDArray[np.int64]
 
 EXACT_BELOW = 12  # players: fewer than this, nothing is estimated (the caller enumerates)
 PLAYER_CHUNK = 8_192  # players whose marginals are computed at once: bounds the memory
+SMALL_DRAWS = 1_536  # subsets drawn over every small size, by default
+GAUSSIAN_DRAWS = 16  # antithetic pairs of Gaussian subset sums, by default
 
 
 def dot_shapley(game: CentroidGame) -> ShapleyResult:
@@ -242,9 +244,9 @@ def size_strata_shapley(
     rng: np.random.Generator,
     *,
     small: int = 12,
-    small_draws: int = 1_536,
+    small_draws: int = SMALL_DRAWS,
     nodes: int = 24,
-    gaussian_draws: int = 16,
+    gaussian_draws: int = GAUSSIAN_DRAWS,
     replicates: int = 8,
 ) -> ShapleyResult:
     """The structure-based estimator above. `small_draws` subsets in all go to the small sizes,
@@ -289,7 +291,7 @@ def size_strata_until(
     scale = 1
     for _ in range(attempts):
         result = size_strata_shapley(
-            game, rng, small_draws=1_536 * scale, gaussian_draws=16 * scale
+            game, rng, small_draws=SMALL_DRAWS * scale, gaussian_draws=GAUSSIAN_DRAWS * scale
         )
         if result.relative_error <= rel_error:
             break
