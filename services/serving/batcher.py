@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import structlog
 
-from crowdsft.llm_runtime.decoding import generate
+from crowdsft.llm_runtime.decoding import generate, uniforms
 
 log = structlog.get_logger()
 FinishReason = Literal["stop", "length"]
@@ -154,16 +154,17 @@ def decode(batch: list[ChatJob], loop: asyncio.AbstractEventLoop) -> None:
                 stop_now.add(row)
         return stop_now
 
+    longest = max(job.max_tokens for job in batch)
     generate(
         model,
         tokenizer,
         [job.chat for job in batch],
         [1] * len(batch),
-        max(job.max_tokens for job in batch),
+        longest,
         max(first.temperature, GREEDY_TEMPERATURE),
         0,
         first.top_p,
-        generator,
+        uniforms(generator, len(batch), longest),
         sorted(set(tokenizer.all_special_ids)),
         on_step,
     )

@@ -17,7 +17,7 @@ import numpy as np
 from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.config import BaseModelName, LlmSpec
 from crowdsft.llm_runtime.phi import load_phi, mean_distance
-from crowdsft.llm_runtime.sampling import sample
+from crowdsft.llm_runtime.sampling import sample_sets
 from crowdsft.llm_runtime.sft import Example
 
 if TYPE_CHECKING:
@@ -106,14 +106,17 @@ def evaluate(
     device = str(next(model.parameters()).device)
     phi = load_phi(spec.phi, cache, device)
     goal = np.asarray(target, dtype=np.float64)
-    chosen = sample(model, tokenizer, spec.eval_prompts, spec.sampling)
+    sets = [(spec.eval_prompts, spec.sampling)]
+    if heldout:
+        sets.append((spec.heldout_prompts, spec.heldout_sampling))
+    # Selection and held-out answers decoded as one stream (each set keeps its own seed).
+    chosen, *judged = sample_sets(model, tokenizer, sets)
     vectors = phi.embed(chosen.texts)
     tokens, seconds = chosen.new_tokens, chosen.seconds
     heldout_distance = float("nan")
-    if heldout:
-        judged = sample(model, tokenizer, spec.heldout_prompts, spec.heldout_sampling)
-        heldout_distance = mean_distance(phi.embed(judged.texts), goal)
-        tokens, seconds = tokens + judged.new_tokens, seconds + judged.seconds
+    for rescored in judged:
+        heldout_distance = mean_distance(phi.embed(rescored.texts), goal)
+        tokens, seconds = tokens + rescored.new_tokens, seconds + rescored.seconds
     return Evaluation(
         distance=mean_distance(vectors, goal),
         position=[float(x) for x in vectors.mean(axis=0)],

@@ -91,14 +91,9 @@ def train_lora(
         for start in range(0, len(order), hp.batch_size):
             batch = order[start : start + hp.batch_size]
             ids, labels, mask = _pad([encoded[i] for i in batch], tokenizer.pad_token_id)
-            # Logits only from the position before the first response token on: the prompt's
-            # positions are masked out of the loss, and the head is a fifth of the model.
-            first = int((labels != IGNORE).int().argmax(1).min().clamp(min=1)) - 1
-            kept = torch.arange(first, ids.shape[1], device=device)
             with _autocast(device):
-                logits = peft_model(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=kept
-                ).logits
+                logits, first = _response_logits(peft_model, ids.to(device), labels,
+                                                 mask.to(device))  # fmt: skip
             loss = _weighted_loss(logits, labels[:, first:].to(device), weights[batch].to(device))
             optimiser.zero_grad()
             loss.backward()
@@ -108,6 +103,41 @@ def train_lora(
     peft_model.eval()
     report = SftReport(len(examples) * hp.epochs, len(losses), seconds, losses[0], losses[-1])
     return peft_model, report
+
+
+def _response_logits(model: Any, ids: Any, labels: Any, mask: Any) -> tuple[Any, int]:
+    """Logits from the position before the first response token on, and that position.
+
+    The prompt's positions are masked out of the loss, and the head is a fifth of the model,
+    so no logits are made for them. The tokens every example of the batch starts with (the
+    chat template's system turn and, usually, the same prompt: two thirds of a short example)
+    are read once, with batch 1, and their keys and values shared by every example: the same
+    sums with the same gradients (they flow back through the shared positions from every
+    example), at a third of the work. One difference: LoRA's dropout on those positions is
+    drawn once for the batch instead of once per example.
+    """
+    import torch
+
+    first = int((labels != IGNORE).int().argmax(1).min().clamp(min=1)) - 1
+    shared = min(_common_prefix(ids), first)
+    if shared == 0 or ids.shape[0] == 1:
+        kept = torch.arange(first, ids.shape[1], device=ids.device)
+        return model(input_ids=ids, attention_mask=mask, logits_to_keep=kept).logits, first
+    prefix = model(input_ids=ids[:1, :shared], use_cache=True)
+    cache = prefix.cache
+    cache.batch_repeat_interleave(ids.shape[0])
+    rest = ids[:, shared:]
+    positions = torch.arange(shared, ids.shape[1], device=ids.device)[None].expand(ids.shape[0], -1)
+    kept = torch.arange(first - shared, rest.shape[1], device=ids.device)
+    out = model(input_ids=rest, attention_mask=mask, cache=cache,
+                position_ids=positions, logits_to_keep=kept)  # fmt: skip
+    return out.logits, first
+
+
+def _common_prefix(ids: Any) -> int:
+    """How many leading tokens every row of `ids` shares."""
+    same = (ids == ids[:1]).all(0)
+    return int(same.int().argmin()) if not bool(same.all()) else int(ids.shape[1])
 
 
 def _autocast(device: Any) -> Any:

@@ -19,7 +19,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from crowdsft.llm.config import LlmSpec, Precision
+from crowdsft.llm.config import LlmSpec, Precision, resolved
+from crowdsft.llm_runtime.decoding import derive_weights, weights_of
 from crowdsft.llm_runtime.jobs import (
     EvaluateJob,
     Evaluation,
@@ -43,21 +44,16 @@ from crowdsft.llm_runtime.sft import train_lora
 MERGED_KEPT = 3  # the current base, the one before, and a campaign alongside
 
 
-def resolved(precision: Precision, device: str) -> Precision:
-    return precision if precision != "auto" else ("bfloat16" if device != "cpu" else "float32")
-
-
 def sampling_model(model: Any, precision: Precision, device: str) -> Any:
-    """The model samples are drawn with: `model` itself in float32, else an int8 (CPU) or
-    bfloat16 copy. `model` is never changed."""
+    """The model samples are drawn with: `model` itself in float32 or float16 (the decoder
+    lays out float16 weights itself), else an int8 (CPU) or bfloat16 copy. `model` is never
+    changed."""
     import torch
 
     chosen = resolved(precision, device)
-    if chosen == "float32":
+    if chosen in ("float32", "float16"):
         return model
     if chosen == "int8":
-        if device != "cpu":
-            raise ValueError("int8 sampling runs on a CPU; use bfloat16 on a GPU")
         return quantise(model)
     return copy.deepcopy(model).to(torch.bfloat16)
 
@@ -97,13 +93,14 @@ class ModelWorker:
         for cut in range(len(ref.adapters) - 1, -1, -1):
             prefix = ModelRef(ref.base, ref.adapters[:cut])
             if prefix in self._merged:
-                model, done = copy.deepcopy(self._merged[prefix]), cut
+                model, done = self._merged[prefix], cut  # merged into a copy below
                 break
         if model is None:
             model = load_model(self._checkpoint(ref), device=self.device)
         store = self._workspace.store()
         for key in ref.adapters[done:]:
-            model = merge_adapter(model, store.path(key))
+            parent, model = model, merge_adapter(copy.deepcopy(model), store.path(key))
+            derive_weights(model, parent)  # the parent's decoding layouts, where it has them
         model.eval()
         self._merged[ref] = model
         while len(self._merged) > MERGED_KEPT:
@@ -143,6 +140,10 @@ class ModelWorker:
             sampler = requantise(base, candidate, changed)
         else:
             sampler = sampling_model(candidate, precision, self.device)
+            if sampler is candidate:  # float32 or float16: laid out from the base's layout
+                base = self.merged(job.model)
+                weights_of(base, half=precision == "float16")
+                derive_weights(candidate, base)
         cache = self._workspace.cache()
         evaluation = evaluate(sampler, tokenizer, spec, job.target, cache, job.heldout,
                               job.reference)  # fmt: skip

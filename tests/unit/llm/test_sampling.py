@@ -42,3 +42,21 @@ def test_sample_is_reproducible_for_a_seed(model: Any, tokenizer: Any) -> None:
     assert again.new_tokens == first.new_tokens
     other = sample(model, tokenizer, PROMPTS, cfg.model_copy(update={"seed": 8}))
     assert other.texts != first.texts
+
+
+def test_a_set_gives_the_same_answers_alone_or_decoded_beside_another(
+    model: Any, tokenizer: Any
+) -> None:
+    from crowdsft.llm_runtime.sampling import sample_sets
+
+    chosen = SamplingConfig(samples=3, max_new_tokens=8, batch_size=2, seed=4)
+    judged = chosen.model_copy(update={"seed": 5, "samples": 2})
+    alone = sample(model, tokenizer, PROMPTS[:1], chosen)
+    pooled, beside = sample_sets(model, tokenizer, [(PROMPTS[:1], chosen), (PROMPTS, judged)])
+    assert pooled.texts == alone.texts
+    assert beside.prompts == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
+    assert beside.texts == sample(model, tokenizer, PROMPTS, judged).texts
+    # Sets whose settings differ are decoded apart, each as asked.
+    longer = judged.model_copy(update={"max_new_tokens": 3})
+    _, short = sample_sets(model, tokenizer, [(PROMPTS[:1], chosen), (PROMPTS, longer)])
+    assert len(short.texts) == 4 and 0 < short.new_tokens <= 3 * 4

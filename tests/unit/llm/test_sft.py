@@ -224,3 +224,47 @@ def test_logits_from_the_response_on_give_the_same_loss(
                      logits_to_keep=torch.arange(first, ids.shape[1])).logits  # fmt: skip
         part = _weighted_loss(kept, labels[:, first:], weights)
     torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
+
+
+def test_a_shared_prompt_read_once_gives_the_same_loss_and_gradients(
+    tiny_checkpoint: Path, tokenizer: Any
+) -> None:
+    """The tokens every example starts with are read once and their keys and values shared:
+    the same loss, and the same gradients flow back through them, as reading each example
+    whole. Examples with different prompts share only the chat template's system turn."""
+    from peft import LoraConfig, get_peft_model
+
+    from crowdsft.llm_runtime.sft import _common_prefix, _response_logits
+
+    torch.manual_seed(0)
+    model = get_peft_model(
+        load_model(tiny_checkpoint),
+        LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]),
+    )
+    # LoRA starts as the identity (B = 0): move B so the adapter changes the shared positions.
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    examples = [*EXAMPLES[:3], Example("write a longer reddit comment.", "meh.")]
+    ids, labels, mask = _pad([encode(tokenizer, e, 64) for e in examples], tokenizer.pad_token_id)
+    weights = torch.tensor([1.0, 2.0, 1.0, 0.5])
+    shared = _common_prefix(ids)
+    assert 0 < shared < int((labels[0] != IGNORE).int().argmax())
+    first = int((labels != IGNORE).int().argmax(1).min()) - 1
+    losses, grads = [], []
+    for whole in (True, False):
+        model.zero_grad()
+        if whole:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, first:]
+        else:
+            logits, at = _response_logits(model, ids, labels, mask)
+            assert at == first and logits.shape[1] == ids.shape[1] - first
+        loss = _weighted_loss(logits, labels[:, first:], weights)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4)
