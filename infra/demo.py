@@ -92,6 +92,8 @@ def start_services(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     env["CROWDSFT_WEB_GATEWAY_URL"] = f"http://127.0.0.1:{env['CROWDSFT_GATEWAY_PORT']}"
     env["CROWDSFT_WEB_BALANCES_URL"] = f"http://127.0.0.1:{env['CROWDSFT_BALANCES_PORT']}"
     env.setdefault("CROWDSFT_ARTIFACT_ROOT", str(run_dir / "artifacts"))
+    # The LLM workers start while the crowd submits, not when the first round asks.
+    env.setdefault("CROWDSFT_TRAINING_WARM_BACKENDS", "lora")
     for name in PROBED:
         env.setdefault(probe_key(name), str(localstack.free_port()))
     for name in (*ROUND_SERVICES, *KEEPERS, *SERVICE_PORTS):

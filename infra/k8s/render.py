@@ -87,7 +87,7 @@ SERVICES = (
         # (the GPUs themselves are the Ray cluster's, scaled by its own autoscaler).
         scaling=Scaling(1, "crowdsft.training.requested", lag_threshold=2),
         env={"CROWDSFT_RAY_ADDRESS": f"ray://{RAY}-head-svc:10001",
-             "CROWDSFT_RAY_GPUS_PER_WORKER": "0.25"},
+             "CROWDSFT_RAY_GPUS_PER_WORKER": "0.25", "CROWDSFT_TRAINING_WARM_BACKENDS": "lora"},
     ),
     Service("scoring"),
     Service("shapley", cpu="500m"),

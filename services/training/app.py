@@ -3,6 +3,8 @@ takes a batch of requests and trains them at once (on Ray, for the lora backend)
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 
@@ -27,6 +29,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     ports = TrainingPorts(ContributionStore(db), measurements, LineageStore(db), settings)
     trainers = InstalledTrainers(ports)
     handler = TrainingHandler(CampaignStore(db), measurements, trainers, parts.publish)
+    warming: set[asyncio.Task[None]] = set()
 
     @parts.broker.subscriber(  # type: ignore[untyped-decorator]
         topics.TRAINING_REQUESTED,
@@ -40,8 +43,15 @@ def create_app(settings: Settings) -> AsgiFastStream:
         """A Ray cluster trains as many groups at once as it has workers."""
         await events.consume_each(message, TrainingRequested, handler.on_training_requested)
 
+    @parts.app.after_startup
+    async def warm_trainers() -> None:
+        if settings.training_warm_backends:  # beside the consumers, never blocking them
+            warming.add(asyncio.create_task(trainers.warm(settings.training_warm_backends)))
+
     @parts.app.after_shutdown
     async def stop_trainers() -> None:
+        for task in warming:
+            task.cancel()
         trainers.close()
 
     return parts.app

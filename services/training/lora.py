@@ -94,6 +94,10 @@ class LoraTrainer:
             result.member_positions,
         ).model_copy(update={"round_id": request.round_id, "device": result.device})
 
+    async def warm(self) -> None:
+        """The resident workers started and loaded before the first round needs them."""
+        await self._workers.start()
+
     def close(self) -> None:
         self._workers.stop()
 

@@ -33,6 +33,9 @@ class TrainingPorts:
 class Trainer(Protocol):
     async def train(self, spec: CampaignSpec, request: TrainingRequested) -> Measurement: ...
 
+    async def warm(self) -> None:
+        """Make ready what the first request would otherwise wait for (models, workers)."""
+
     def close(self) -> None: ...
 
 
@@ -60,6 +63,16 @@ class InstalledTrainers:
                 return None
             self._built[kind] = factory(self._ports)
         return self._built[kind]
+
+    async def warm(self, kinds: list[str]) -> None:
+        """Build these backends' trainers and ready them, before any request asks."""
+        for kind in kinds:
+            trainer = self.get(kind)
+            if trainer is None:
+                log.error("cannot warm a backend that is not installed", backend=kind)
+                continue
+            await trainer.warm()
+            log.info("trainer warm", backend=kind)
 
     def close(self) -> None:
         for trainer in self._built.values():

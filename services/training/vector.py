@@ -38,5 +38,8 @@ class VectorTrainer:
             metrics={"contributors": float(len(crowd.contributor_ids))},
         )
 
+    async def warm(self) -> None:
+        return None
+
     def close(self) -> None:
         return None

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # A round of SmolLM2 on a CPU takes minutes; the consumer must not be dropped meanwhile.
     training_max_poll_interval_ms: int = Field(3_600_000, ge=1_000)
 
+    # Backends whose trainers training readies at start-up (`lora`: the Ray workers start and
+    # load their models then, not when the first round asks): comma-separated.
+    training_warm_backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Modules that register more training backends (`crowdsft.domain.backends.register`),
     # imported by every process at start-up: comma-separated, e.g. `mypkg.backend`.
     backend_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -132,7 +136,8 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("backend_modules", "http_cors_origins", mode="before")
+    @field_validator("backend_modules", "http_cors_origins", "training_warm_backends",
+                     mode="before")  # fmt: skip
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -25,6 +25,7 @@ from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.llm.config import LlmSpec, SamplingConfig, SftHyperparameters
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import start_services, wait_finished
+from tests.support.stack import wait_until
 
 pytest.importorskip("peft", reason="the llm extra is not installed")
 
@@ -89,9 +90,14 @@ async def test_two_lora_rounds_leave_a_lineage(
     target = load_phi("minilm").embed(RESPONSES[:4]).mean(axis=0)
     spec = lora_spec([float(x) for x in target])
     artifacts = tmp_path / "artifacts"
-    env = {**stack_env, "CROWDSFT_ARTIFACT_ROOT": str(artifacts), "CROWDSFT_RAY_LOCAL_CPUS": "2"}
+    env = {**stack_env, "CROWDSFT_ARTIFACT_ROOT": str(artifacts), "CROWDSFT_RAY_LOCAL_CPUS": "2",
+           "CROWDSFT_TRAINING_WARM_BACKENDS": "lora"}  # fmt: skip
     services = start_services(env, tmp_path)
     try:
+        # The resident workers start with the service, before any campaign or request.
+        training = services["training"]
+        wait_until(lambda: "trainer warm" in training.log(), 120, "the lora workers to start")
+        assert "workers up" in training.log()
         await CampaignStore(db).create_with_spec(spec)
         async with started_broker(settings, "test-crowd") as broker:
             await FeedbackProducer(broker).submit(submissions())

@@ -89,6 +89,9 @@ class MedianTrainer:
             metrics={"members": float(len(crowd.contributor_ids))},
         )
 
+    async def warm(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -69,12 +69,17 @@ class RayWorkers:
         log.info("workers up", workers=count, gpu=self.gpu)
         return actors
 
-    async def _acquire(self, priority: int) -> Any:
+    async def start(self) -> None:
+        """Start the cluster and the workers now (else on the first call); once only."""
         async with self._starting:
             if self._free is None:
                 # Starting a cluster and loading workers takes seconds: off the event loop,
                 # so the service's consumers keep heartbeating meanwhile.
                 self._free = await asyncio.to_thread(self._start)
+
+    async def _acquire(self, priority: int) -> Any:
+        await self.start()
+        assert self._free is not None
         if self._free and not self._waiting:
             return self._free.pop()
         turn: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
