@@ -7,12 +7,15 @@ Writes (merges into) bench/results/lora.json, one section per machine kind.
                                                    # on the resident workers alone
 
 - training: LoRA examples/s at the campaign defaults (32 examples, 3 epochs, batch 8);
-- generation at batch 50 (one prompt, 50 answers of at most 48 tokens, the tuned model):
-  tokens/s of transformers' `generate` (what the backend used before) and of the backend's
-  own decoder in float32 and in int8 (bfloat16 on a GPU), side by side;
+- generation at batch 50 (the tuned model, answers of at most 48 tokens), for one prompt's
+  50 answers and for a candidate's whole evaluation (150 answers): tokens/s of transformers'
+  `generate` (what the backend used before) and of the backend's own decoder in float32,
+  float16 and int8 (bfloat16 on a GPU), side by side;
 - quality: the mean MiniLM distance of a fixed model's answers to a fixed target, drawn by
-  each of the three, with standard errors (the decoder must not move it beyond them);
-- one 4-group round (4 x 8 examples, 50 selection + 2 x 50 held-out answers per candidate).
+  each, with standard errors (the decoder must not move it beyond them), and the reduced
+  precisions paired with float32 (same draws);
+- two 4-group rounds through every service (4 x 8 examples, 50 selection + 2 x 50 held-out
+  answers per candidate); round 0 also starts the workers and measures the base.
 """
 
 from __future__ import annotations
@@ -90,25 +93,38 @@ def hf_generate(
     return texts, tokens, seconds
 
 
+Sets = list[tuple[list[str], SamplingConfig]]
+
+
 def samplers(model: Any, tokenizer: Any, device: str) -> dict[str, Any]:
-    """name -> (prompt, cfg) -> (texts, tokens, seconds), for the three ways of sampling."""
-    from crowdsft.llm_runtime.sampling import sample
+    """name -> sets of (prompts, cfg) -> (answers per set, tokens, seconds), for each way of
+    sampling: transformers' `generate` one prompt at a time, the decoder at each precision."""
+    from crowdsft.llm_runtime.sampling import sample_sets
     from crowdsft.llm_runtime.worker import sampling_model
 
-    fast = "int8" if device == "cpu" else "bfloat16"
-    quantised = sampling_model(model, fast, device)
+    def theirs(sets: Sets) -> tuple[list[list[str]], int, float]:
+        runs = [[hf_generate(model, tokenizer, p, cfg) for p in prompts] for prompts, cfg in sets]
+        texts = [[t for run in per_set for t in run[0]] for per_set in runs]
+        return texts, sum(r[1] for s in runs for r in s), sum(r[2] for s in runs for r in s)
 
-    def ours(chosen: Any) -> Any:
-        def run(prompt: str, cfg: SamplingConfig) -> tuple[list[str], int, float]:
-            done = sample(chosen, tokenizer, [prompt], cfg)
-            return done.texts, done.new_tokens, done.seconds
+    def ours(precision: str) -> Any:
+        chosen = sampling_model(model, precision, device)  # type: ignore[arg-type]
+
+        def run(sets: Sets) -> tuple[list[list[str]], int, float]:
+            asked = [(p, cfg.model_copy(update={"precision": precision})) for p, cfg in sets]
+            done = sample_sets(chosen, tokenizer, asked)
+            return (
+                [d.texts for d in done],
+                sum(d.new_tokens for d in done),
+                done[0].seconds + sum(d.seconds for d in done[1:]),
+            )
 
         return run
 
+    reduced = ("float16", "int8") if device == "cpu" else ("bfloat16",)
     return {
-        "transformers_generate_float32": lambda p, c: hf_generate(model, tokenizer, p, c),
-        "decoder_float32": ours(model),
-        f"decoder_{fast}": ours(quantised),
+        "transformers_generate_float32": theirs,
+        **{f"decoder_{precision}": ours(precision) for precision in ("float32", *reduced)},
     }
 
 
@@ -135,32 +151,51 @@ def throughput_and_quality(spec: LlmSpec, quality_samples: int) -> dict[str, Any
         "training_examples": report.examples,
         "training_seconds": round(report.seconds, 2),
         "training_examples_per_s": round(report.examples_per_s, 2),
-        "generation_batch": spec.sampling.samples,
+        "generation_batch": spec.sampling.batch_size,
         "generation": {},
     }
+    # Two workloads at batch 50: one prompt's 50 answers (the batch shrinks as they end),
+    # and a candidate's whole evaluation, 50 selection and 2 x 50 held-out answers (the
+    # decoder refills finished rows; `generate` runs three batches of 50).
+    workloads: dict[str, Sets] = {
+        "one_prompt_50_answers": [([PAPER_PROMPT], spec.sampling)],
+        "evaluation_150_answers": [
+            (spec.eval_prompts, spec.sampling),
+            (spec.heldout_prompts, spec.heldout_sampling),
+        ],
+    }
     for name, run in samplers(tuned, tokenizer, device).items():
-        _, tokens, seconds = run(PAPER_PROMPT, spec.sampling)
-        section["generation"][name] = {
-            "tokens": tokens,
-            "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 1),
-        }
-        print(name, section["generation"][name], flush=True)
-    base = section["generation"]["transformers_generate_float32"]["tokens_per_s"]
-    for row in section["generation"].values():
-        row["vs_transformers_generate"] = round(row["tokens_per_s"] / base, 2)
+        rows: dict[str, Any] = {}
+        for workload, sets in workloads.items():
+            _, tokens, seconds = run(sets)
+            rows[workload] = {
+                "tokens": tokens,
+                "seconds": round(seconds, 2),
+                "tokens_per_s": round(tokens / seconds, 1),
+            }
+        section["generation"][name] = rows
+        print(name, rows, flush=True)
+    reference_speed = section["generation"]["transformers_generate_float32"]
+    for rows in section["generation"].values():
+        for workload, row in rows.items():
+            row["vs_transformers_generate"] = round(
+                row["tokens_per_s"] / reference_speed[workload]["tokens_per_s"], 2
+            )
 
     # Quality: the same fixed model (the tuned one) and target, many answers per sampler.
+    # The decoder's precisions draw with the same uniforms, so their answers are paired.
     phi = load_phi("minilm")
     target = phi.embed(texts[:PER_GROUP]).mean(axis=0)
     cfg = spec.sampling.model_copy(update={"samples": quality_samples, "seed": 11})
     quality: dict[str, Any] = {"samples": quality_samples, "target": "mean MiniLM of 8 comments"}
+    answers: dict[str, list[str]] = {}
+    distances: dict[str, Any] = {}
     for name, run in samplers(tuned, tokenizer, device).items():
-        answers, _, _ = run(PAPER_PROMPT, cfg)
-        distances = np.linalg.norm(phi.embed(answers) - target[None, :], axis=1)
+        answers[name] = run([([PAPER_PROMPT], cfg)])[0][0]
+        distances[name] = np.linalg.norm(phi.embed(answers[name]) - target[None, :], axis=1)
         quality[name] = {
-            "mean_distance": round(float(distances.mean()), 4),
-            "std_error": round(float(distances.std(ddof=1) / math.sqrt(len(distances))), 4),
+            "mean_distance": round(float(distances[name].mean()), 4),
+            "std_error": round(float(distances[name].std(ddof=1) / math.sqrt(quality_samples)), 4),
         }
         print(name, quality[name], flush=True)
     reference = quality["transformers_generate_float32"]
@@ -172,7 +207,18 @@ def throughput_and_quality(spec: LlmSpec, quality_samples: int) -> dict[str, Any
                 row["mean_distance"] - reference["mean_distance"], 4
             )
             row["difference_in_std_errors"] = round(row["difference_vs_transformers"] / joint, 2)
+            if name != "decoder_float32":
+                paired = distances[name] - distances["decoder_float32"]
+                row["paired_vs_decoder_float32"] = {
+                    "same_answers": sum(
+                        a == b
+                        for a, b in zip(answers[name], answers["decoder_float32"], strict=True)
+                    ),
+                    "mean_difference": round(float(paired.mean()), 4),
+                    "std_error": round(float(paired.std(ddof=1) / math.sqrt(quality_samples)), 4),
+                }
     section["quality"] = quality
+    section["next_token_kl"] = next_token_kl(tuned, tokenizer, answers["decoder_float32"][:24])
     return section
 
 
@@ -229,9 +275,14 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
     }
 
 
+ROUNDS = 2  # round 0 also starts the workers and measures the base; round 1 is a steady one
+
+
 async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, Any]:
-    """One round through every service on the local stack, timed from opened to scored (the
-    workers start, and the base is measured, before the round opens)."""
+    """Two rounds through every service on the local stack, each timed from opened to
+    scored, with the workers started with the training service. Round 0 also measures the
+    base (150 answers of a model that answers at full length) and loads the models; round 1,
+    like every later round, finds its base measured (it was round 0's candidate)."""
     from crowdsft.adapters import mongo
     from crowdsft.adapters.campaign_store import CampaignStore
     from crowdsft.adapters.feedback_producer import FeedbackProducer
@@ -240,7 +291,7 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
     from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
     from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
     from crowdsft.domain.lora_backend import LoraBackendSpec
-    from crowdsft.domain.round import RoundStatus
+    from crowdsft.domain.round import Round
     from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.settings import settings_from
     from tests.integration.campaign_runs import start_services
@@ -254,12 +305,15 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
         target=target,
         n_groups=GROUPS,
         backend=LoraBackendSpec(llm=spec),
-        policy=RoundPolicy(mode="auto", min_contributions=n, max_rounds=1),
+        policy=RoundPolicy(mode="auto", min_contributions=n, max_rounds=ROUNDS),
     )
+    rounds_done: list[tuple[Round, float]] = []
     with tempfile.TemporaryDirectory(prefix="crowdsft-lora-") as tmp:
         run_dir = Path(tmp)
         env = {**localstack().up(run_dir), "CROWDSFT_MONGO_DB": "bench", "CROWDSFT_ENV_FILE": ""}
         env["CROWDSFT_ARTIFACT_ROOT"] = str(run_dir / "artifacts")
+        # As compose and Kubernetes deploy it: the workers start with the service.
+        env["CROWDSFT_TRAINING_WARM_BACKENDS"] = "lora"
         env.update(env_extra)
         settings = settings_from(env)
         async with mongo.opened(settings) as db:
@@ -268,6 +322,8 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
             try:
                 for service in services.values():
                     wait_until(lambda s=service: "started successfully" in s.log(), 60, "start")
+                training = services["training"]
+                wait_until(lambda: "trainer warm" in training.log(), 300, "the workers")
                 await CampaignStore(db).create_with_spec(campaign)
                 events = [
                     FeedbackSubmitted(
@@ -281,31 +337,45 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
                     )
                     for i, text in enumerate(texts)
                 ]
-                submitted = time.perf_counter()
                 async with started_broker(settings, "bench") as broker:
                     await FeedbackProducer(broker).submit(events)
-                rounds = RoundStore(db)
-                while (done := await rounds.get("bench", 0)) is None:
-                    await asyncio.sleep(0.05)
-                started = time.perf_counter()
-                deadline = started + 3_600
-                while done.status is not RoundStatus.SCORED:
-                    assert time.perf_counter() < deadline, "the round did not finish in an hour"
-                    await asyncio.sleep(0.2)
-                    done = await rounds.get("bench", 0) or done
-                elapsed = time.perf_counter() - started
-                total = time.perf_counter() - submitted
+                store = RoundStore(db)
+                for index in range(ROUNDS):
+                    rounds_done.append(await _timed_round(store, index))
+                    print(f"round {index}: {rounds_done[-1][1]:.1f} s", flush=True)
             finally:
                 for service in services.values():
                     service.stop()
                 localstack().down(run_dir, quiet=True)
-    decision = done.decision
-    assert decision is not None
     return {
         "how": "every service on the local stack; training hands the jobs to resident workers",
         "settings": env_extra,
-        "seconds": round(elapsed, 2),
-        "seconds_from_first_submission": round(total, 2),
+        "seconds": rounds_done[-1][1],
+        "rounds": [_round_figures(done, seconds) for done, seconds in rounds_done],
+    }
+
+
+async def _timed_round(store: Any, index: int) -> tuple[Any, float]:
+    """The round once scored, and its seconds from opened (first seen) to scored."""
+    from crowdsft.domain.round import RoundStatus
+
+    while (done := await store.get("bench", index)) is None:
+        await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    deadline = started + 3_600
+    while done.status is not RoundStatus.SCORED:
+        assert time.perf_counter() < deadline, "the round did not finish in an hour"
+        await asyncio.sleep(0.2)
+        done = await store.get("bench", index) or done
+    return done, round(time.perf_counter() - started, 2)
+
+
+def _round_figures(done: Any, seconds: float) -> dict[str, Any]:
+    decision = done.decision
+    assert decision is not None
+    return {
+        "round_index": done.round_index,
+        "seconds": seconds,
         "base_distance": decision.base_distance,
         "candidate_distances": [c.distance for c in decision.candidates],
         "winner_model_id": decision.winner_model_id,
@@ -313,7 +383,53 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
         "per_group_generation_seconds": [
             c.metrics.get("generation_seconds") for c in decision.candidates
         ],
+        "per_group_generated_tokens": [
+            c.metrics.get("generated_tokens") for c in decision.candidates
+        ],
     }
+
+
+def next_token_kl(model: Any, tokenizer: Any, answers: list[str]) -> dict[str, Any]:
+    """How far each reduced precision moves the model's next-token distributions: the mean
+    KL(float32 || reduced), nats per token, over every answer position of `answers` (the base
+    tuned model's). float16 and bfloat16 weights are the float32 model's weights rounded (what the
+    decoder's float16 layout multiplies by); int8 is the quantised sampler itself."""
+    import copy
+
+    import torch
+
+    from crowdsft.llm_runtime.quantise import quantise
+    from crowdsft.llm_runtime.sft import chat_prompt
+
+    prompt = chat_prompt(tokenizer, PAPER_PROMPT)
+    start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    tokenizer.padding_side = "right"
+    batch = tokenizer([prompt + a for a in answers], return_tensors="pt", padding=True,
+                      add_special_tokens=False)  # fmt: skip
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    counted = mask[:, start:].bool()
+
+    def log_probs(variant: Any) -> Any:
+        with torch.inference_mode():
+            logits = variant(input_ids=ids, attention_mask=mask).logits[:, start - 1 : -1]
+        return logits.float().log_softmax(-1)
+
+    def rounded(dtype: Any) -> Any:
+        twin = copy.deepcopy(model)
+        with torch.no_grad():
+            for parameter in twin.parameters():
+                parameter.copy_(parameter.to(dtype).float())
+        return twin
+
+    reference = log_probs(model)
+    kl: dict[str, Any] = {"answers": len(answers), "positions": int(counted.sum())}
+    variants = {"float16": rounded(torch.float16), "bfloat16": rounded(torch.bfloat16),
+                "int8": quantise(model)}  # fmt: skip
+    for name, variant in variants.items():
+        per_position = (reference.exp() * (reference - log_probs(variant))).sum(-1)
+        kl[name] = float(f"{float(per_position[counted].mean()):.3g}")
+        print("KL from float32", name, kl[name], flush=True)
+    return kl
 
 
 def main() -> None:

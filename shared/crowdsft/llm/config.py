@@ -14,11 +14,11 @@ BaseModelName = Literal["smollm2-135m-instruct", "tiny"]
 PhiName = Literal["emotion", "minilm"]
 # The weights samples are drawn with. `auto`: float16 on a CPU and bfloat16 on a GPU.
 # `float16` (CPU only) keeps float16 copies of the weights and sums in float32: about a
-# quarter faster than float32 here, and its next-token distributions differ from float32's by
-# 3e-6 nats per token (KL; bfloat16 weights: 7e-5), so it is the CPU default (the distance
-# check is in bench/results/lora.json). `int8` (CPU only: per-channel weights, 7-bit dynamic
-# activations) is about twice as fast again but far off (1.5 nats per token; +0.065 in a fixed
-# model's mean distance, 6.5 standard errors), so it stays opt-in. Training always runs in
+# quarter faster than float32 per decode step here, and its next-token distributions differ
+# from float32's by 2.2e-6 nats per token (KL; bfloat16 weights: 8.3e-5), with a fixed model's
+# mean distance unchanged (bench/results/lora.json), so it is the CPU default. `int8` (CPU only:
+# per-channel weights, 7-bit dynamic activations) is faster still but far off (1.0 nats per
+# token; +2.8 to +6.5 standard errors in a fixed model's mean distance), so it stays opt-in. Training always runs in
 # float32 (bfloat16 autocast on a GPU).
 Precision = Literal["auto", "float32", "float16", "int8", "bfloat16"]
 CPU_ONLY: frozenset[str] = frozenset({"float16", "int8"})
