@@ -18,8 +18,8 @@ PhiName = Literal["emotion", "minilm"]
 # from float32's by 2.2e-6 nats per token (KL; bfloat16 weights: 8.3e-5), with a fixed model's
 # mean distance unchanged (bench/results/lora.json), so it is the CPU default. `int8` (CPU only:
 # per-channel weights, 7-bit dynamic activations) is faster still but far off (1.0 nats per
-# token; +2.8 to +6.5 standard errors in a fixed model's mean distance), so it stays opt-in. Training always runs in
-# float32 (bfloat16 autocast on a GPU).
+# token; +2.8 to +6.5 standard errors in a fixed model's mean distance), so it stays opt-in.
+# Training always runs in float32 (bfloat16 autocast on a GPU).
 Precision = Literal["auto", "float32", "float16", "int8", "bfloat16"]
 CPU_ONLY: frozenset[str] = frozenset({"float16", "int8"})
 
