@@ -13,7 +13,7 @@ from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from pymongo.errors import PyMongoError
 
 from crowdsft.adapters import mongo
@@ -23,6 +23,7 @@ from crowdsft.adapters.campaign_reads import (
     CampaignReads,
     CampaignSummary,
     ModelEntry,
+    RoundMembers,
     RoundSummary,
     ShapleySummary,
 )
@@ -46,6 +47,10 @@ from services.http_probes import observe
 
 ContributorId = Annotated[str, Path(pattern=ID_PATTERN)]
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN)]
+ShapleyFilter = Annotated[
+    list[Annotated[str, StringConstraints(pattern=ID_PATTERN)]] | None,
+    Query(max_length=1_000, description="Only these contributors' values (repeatable)."),
+]
 CampaignFilter = Annotated[
     str | None, Query(alias="campaign", pattern=ID_PATTERN, description="Omit for all campaigns.")
 ]
@@ -275,7 +280,8 @@ def create_app(settings: Settings) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Rounds:
-        """Public: rounds oldest first, with their groups and, once decided, the outcome."""
+        """Public: rounds oldest first, with their group sizes and, once decided, the outcome
+        (who was in each group: the round's members)."""
         await known_campaign(request, campaign_id)
         found = await campaigns(request).rounds(campaign_id, limit, offset)
         return Rounds(
@@ -283,6 +289,22 @@ def create_app(settings: Settings) -> FastAPI:
             offset=offset,
             rounds=found,
         )
+
+    @app.get("/v1/campaigns/{campaign_id}/rounds/{round_index}/members",
+             responses=unknown_campaign)  # fmt: skip
+    async def members(
+        request: Request,
+        campaign_id: CampaignId,
+        round_index: Annotated[int, Path(ge=0, le=MAX_OFFSET)],
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> RoundMembers:
+        """Public: a round's members in its own order, with their group, points going in
+        and contributions, paged (a round may hold 100,000)."""
+        found = await campaigns(request).members(campaign_id, round_index, limit, offset)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown campaign or round")
+        return found
 
     @app.get("/v1/campaigns/{campaign_id}/lineage", responses=unknown_campaign)
     async def lineage(request: Request, campaign_id: CampaignId) -> Lineage:
@@ -306,9 +328,16 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/campaigns/{campaign_id}/shapley",
         responses={404: {"description": "No such campaign, or no Shapley values yet."}},
     )
-    async def shapley(request: Request, campaign_id: CampaignId) -> ShapleySummary:
-        """Public: the latest Shapley values and how well points tracked them, round by round."""
-        found = await campaigns(request).shapley(campaign_id)
+    async def shapley(
+        request: Request,
+        campaign_id: CampaignId,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        contributor: ShapleyFilter = None,
+    ) -> ShapleySummary:
+        """Public: the latest Shapley values (a page of them in crowd order, or the named
+        contributors' only) and how well points tracked them, round by round."""
+        found = await campaigns(request).shapley(campaign_id, offset, limit, contributor)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no shapley values for this campaign")
         return found

@@ -7,10 +7,11 @@ however often it sees the decision; the payment is one transaction that happens 
 
 from __future__ import annotations
 
+import numpy as np
 import structlog
 
 from crowdsft.adapters.metrics import ROUNDS_SCORED
-from crowdsft.contracts import PointAward, PointsAwarded, RoundDecided, derive_event_id, utc_now
+from crowdsft.contracts import PointsAwarded, RoundDecided, derive_event_id, utc_now
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.ports import Campaigns, Payments, Publish, Rounds
 from crowdsft.domain.round import Round, RoundStatus, RoundStep
@@ -48,9 +49,11 @@ class ScoringHandler:
 
 
 def awarded(spec: CampaignSpec, scored: Round) -> PointsAwarded:
-    """Built from what was stored, so every replay announces exactly the same awards."""
+    """Built from what was stored, so every replay announces exactly the same totals; each
+    member's award is the stored round's."""
     assert scored.payment is not None and scored.decision is not None
-    pairs = zip(scored.contributor_ids, scored.payment.awards, strict=True)
+    awards = np.asarray(scored.payment.awards, dtype=np.float64)
+    accepted = scored.decision.accepted
     return PointsAwarded(
         event_id=derive_event_id("points.awarded", scored.round_id, spec.points_rule),
         producer=PRODUCER,
@@ -58,7 +61,8 @@ def awarded(spec: CampaignSpec, scored: Round) -> PointsAwarded:
         round_id=scored.round_id,
         round_index=scored.round_index,
         rule=spec.points_rule,
-        awards=[
-            PointAward(contributor_id=c, points=p) for c, p in pairs if scored.decision.accepted
-        ],
+        accepted=accepted,
+        members=len(awards),
+        paid=int(np.count_nonzero(awards)) if accepted else 0,
+        total=float(awards.sum()) if accepted else 0.0,
     )

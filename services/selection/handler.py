@@ -9,6 +9,7 @@ models are placed and judged is the campaign's backend's (`crowdsft.domain.backe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
@@ -27,6 +28,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.domain.backends import backend_of
 from crowdsft.domain.campaign import CampaignSpec, CampaignState
+from crowdsft.domain.crowd import Contribution, CrowdSnapshot
 from crowdsft.domain.ids import round_id
 from crowdsft.domain.lineage import candidate_entries
 from crowdsft.domain.ports import (
@@ -64,6 +66,9 @@ class SelectionHandler:
         self._measurements = measurements
         self._lineage = lineage
         self._publish = publish
+        # Per campaign: the contributions a crowd was placed from (kept, so their identity
+        # stays theirs), the spec, and the placed crowd.
+        self._crowds: dict[str, tuple[Sequence[Contribution], CampaignSpec, CrowdSnapshot]] = {}
 
     # Opening a round.
 
@@ -119,8 +124,7 @@ class SelectionHandler:
     async def _new_round(
         self, spec: CampaignSpec, round_index: int, state: CampaignState
     ) -> Round | None:
-        contributions = await self._contributions.of_campaign(spec.campaign_id)
-        crowd = backend_of(spec).placement.snapshot(spec, contributions)
+        crowd = await self._crowd(spec)
         if not crowd.contributor_ids:
             log.warning("no usable contributions yet", campaign_id=spec.campaign_id)
             return None
@@ -143,6 +147,17 @@ class SelectionHandler:
             opened_at=utc_now(),
         )
         return await self._rounds.open(new)
+
+    async def _crowd(self, spec: CampaignSpec) -> CrowdSnapshot:
+        """The campaign's crowd, placed again only when its contributions changed (the store
+        hands back the same list then): parsing 100,000 points each round took seconds."""
+        contributions = await self._contributions.of_campaign(spec.campaign_id)
+        kept = self._crowds.get(spec.campaign_id)
+        if kept is not None and kept[0] is contributions and kept[1] == spec:
+            return kept[2]
+        crowd = backend_of(spec).placement.snapshot(spec, contributions)
+        self._crowds[spec.campaign_id] = (contributions, spec, crowd)
+        return crowd
 
     async def request_overdue(self, opened_before: datetime) -> int:
         """Ask training again for every candidate a round opened before the given time still
@@ -230,10 +245,10 @@ class SelectionHandler:
 
 
 def opening(spec: CampaignSpec, opened: Round) -> list[Announcement]:
-    """`round.opened` and one `training.requested` per group, built from the stored round."""
+    """`round.opened` and one `training.requested` per group, built from the stored round.
+    Neither names the members: training reads the group from the round."""
     rid, campaign_id = opened.round_id, spec.campaign_id
-    points = opened.opening.points
-    groups = opened.groups()
+    sizes = opened.group_sizes()
     announcements: list[Announcement] = [
         (
             campaign_id,
@@ -244,27 +259,24 @@ def opening(spec: CampaignSpec, opened: Round) -> list[Announcement]:
                 round_id=rid,
                 round_index=opened.round_index,
                 base_model_id=opened.base_model_id,
-                groups=groups,
+                group_sizes=sizes,
             ),
         )
     ]
-    for group in groups:
-        rows = opened.members(group.group_index)
+    for group_index, size in enumerate(sizes):
         request = TrainingRequested(
-            event_id=derive_event_id("training.requested", rid, group.group_index),
+            event_id=derive_event_id("training.requested", rid, group_index),
             producer=PRODUCER,
             campaign_id=campaign_id,
             round_id=rid,
-            group_index=group.group_index,
+            group_index=group_index,
             base_model_id=opened.base_model_id,
             backend=spec.backend.kind,
-            contributor_ids=group.contributor_ids,
-            contributor_weights=[float(points[i] ** 2) for i in rows],
-            contribution_ids=opened.group_contribution_ids(group.group_index),
+            members=size,
         )
         # Keyed per group, not per campaign: the requests spread over the partitions, so
         # every training process shares the round's work.
-        announcements.append((f"{rid}:{group.group_index}", request))
+        announcements.append((f"{rid}:{group_index}", request))
     return announcements
 
 
@@ -300,6 +312,6 @@ def decision(decided: Round) -> list[Announcement]:
         winner_model_id=made.winner_model_id,
         improved=made.accepted,
         judging_error=made.judged_wrong,
-        groups=decided.groups(),
+        group_sizes=decided.group_sizes(),
     )
     return [*evaluated, (campaign_id, decided_event)]

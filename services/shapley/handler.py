@@ -15,7 +15,6 @@ import structlog
 from crowdsft.contracts import (
     PointsAwarded,
     ShapleyComputed,
-    ShapleyValue,
     derive_event_id,
     utc_now,
 )
@@ -102,14 +101,13 @@ class ShapleyHandler:
 
 
 def computed(record: ShapleyRecord, fairness: Fairness) -> ShapleyComputed:
-    values = zip(record.contributor_ids, record.values, record.std_errors, strict=True)
     return ShapleyComputed(
         event_id=derive_event_id("shapley.computed", record.campaign_id, record.as_of_round_index),
         producer=PRODUCER,
         campaign_id=record.campaign_id,
         as_of_round_index=record.as_of_round_index,
         method=record.method,
-        values=[ShapleyValue(contributor_id=c, value=v, std_error=e) for c, v, e in values],
+        contributors=len(record.contributor_ids),
         relative_error=record.relative_error,
         pearson=_finite(fairness.pearson),
         spearman=_finite(fairness.spearman),

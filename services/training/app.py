@@ -13,6 +13,7 @@ from crowdsft.adapters.contribution_store import ContributionStore
 from crowdsft.adapters.kafka import subscriber_options
 from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
+from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.contracts import TrainingRequested, topics
 from crowdsft.settings import Settings
@@ -26,7 +27,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     db, events = parts.db, parts.events
     measurements = MeasurementStore(db)
-    ports = TrainingPorts(ContributionStore(db), measurements, LineageStore(db), settings)
+    ports = TrainingPorts(
+        ContributionStore(db), measurements, LineageStore(db), settings, RoundStore(db)
+    )
     trainers = InstalledTrainers(ports)
     handler = TrainingHandler(CampaignStore(db), measurements, trainers, parts.publish)
     warming: set[asyncio.Task[None]] = set()

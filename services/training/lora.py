@@ -129,8 +129,11 @@ class LoraTrainer:
 
     async def _examples(self, request: TrainingRequested) -> tuple[list[Example], list[str]]:
         """The group's pairs in id order, each weighted by its author's points squared."""
-        weight_of = dict(zip(request.contributor_ids, request.contributor_weights, strict=True))
-        found = await self._ports.contributions.by_ids(request.contribution_ids)
+        group = await self._ports.group(request)
+        weight_of = dict(zip(group.contributor_ids, group.weights.tolist(), strict=True))
+        found = await self._ports.contributions.by_ids(
+            [c for ids in group.contribution_ids for c in ids]
+        )
         rows = sorted(found, key=lambda c: c.contribution_id)
         examples = [Example(c.prompt, c.response, weight_of[c.contributor_id]) for c in rows]
         return examples, [c.contributor_id for c in rows]

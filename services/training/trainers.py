@@ -16,7 +16,8 @@ from crowdsft.contracts import TrainingRequested
 from crowdsft.domain.backends import BACKENDS
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.measurement import Measurement
-from crowdsft.domain.ports import Contributions, Lineage, Measurements
+from crowdsft.domain.ports import Contributions, Lineage, Measurements, Rounds
+from crowdsft.domain.round import Group
 from crowdsft.settings import Settings
 
 log = structlog.get_logger("training")
@@ -28,6 +29,14 @@ class TrainingPorts:
     measurements: Measurements
     lineage: Lineage
     settings: Settings
+    rounds: Rounds  # a request names its round; the group's members are the stored round's
+
+    async def group(self, request: TrainingRequested) -> Group:
+        """The requested group as the round stored it (members, weights, contributions)."""
+        stored = await self.rounds.by_id(request.round_id)
+        if stored is None or stored.campaign_id != request.campaign_id:
+            raise LookupError(f"round {request.round_id} is not in the store")
+        return stored.group(request.group_index)
 
 
 class Trainer(Protocol):

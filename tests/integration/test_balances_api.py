@@ -1,7 +1,7 @@
-"""The balances API over documents written straight into the real database.
-
-Scoring, which will write balances and the ledger, does not exist yet; these tests stand in
-for it. Points: c1 alice 10, bob 10, carol 5; c2 alice 1, carol 20 (totals 25, 11, 10).
+"""The balances API over paid rounds written through the real stores, as scoring leaves
+them. Everyone starts with one point when first paid. c1 round 0 pays alice 3, bob 9, carol 4
+(T0); c2 round 0 pays alice 0, carol 19 (T0 + 10 min); c1 round 1 pays alice 6 (T0 + 20 min).
+Points: c1 alice 10, bob 10, carol 5; c2 alice 1, carol 20 (totals 25, 11, 10).
 """
 
 from __future__ import annotations
@@ -17,40 +17,23 @@ from crowdsft.adapters import mongo
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.settings import Settings
 from services.balances.app import create_app
+from tests.support.paid_rounds import pay_round
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
-BALANCES = [("c1", "alice", 10.0), ("c1", "bob", 10.0), ("c1", "carol", 5.0)]
-BALANCES += [("c2", "alice", 1.0), ("c2", "carol", 20.0)]
-LEDGER = [  # (campaign, round, contributor, rule, points, minutes after T0)
-    ("c1", "r1", "alice", "loo", 4.0, 0),
-    ("c1", "r2", "alice", "loo", 6.0, 20),
-    ("c2", "r1", "alice", "loo", 1.0, 10),
-    ("c1", "r1", "bob", "loo", 10.0, 0),
+PAID = [  # (campaign, round index, awards, minutes after T0)
+    ("c1", 0, {"alice": 3.0, "bob": 9.0, "carol": 4.0}, 0),
+    ("c2", 0, {"alice": 0.0, "carol": 19.0}, 10),
+    ("c1", 1, {"alice": 6.0}, 20),
 ]
 CONTRIBUTIONS = [("c1", "alice"), ("c1", "alice"), ("c2", "alice"), ("c1", "dave")]
 
 
 @pytest.fixture(scope="module")
 async def tokens(db: mongo.Database) -> dict[str, str]:
-    await db[mongo.BALANCES].insert_many(
-        [{"campaign_id": c, "contributor_id": who, "points": p} for c, who, p in BALANCES]
-    )
-    await db[mongo.LEDGER].insert_many(
-        [
-            {
-                "campaign_id": c,
-                "round_id": r,
-                "round_index": int(r.removeprefix("r")),
-                "contributor_id": who,
-                "rule": rule,
-                "points": p,
-                "recorded_at": T0 + timedelta(minutes=m),
-            }
-            for c, r, who, rule, p, m in LEDGER
-        ]
-    )
+    for campaign_id, index, awards, minutes in PAID:
+        await pay_round(db, campaign_id, index, awards, T0 + timedelta(minutes=minutes))
     await db[mongo.CONTRIBUTIONS].insert_many(
         [
             {"_id": str(uuid.uuid4()), "campaign_id": c, "contributor_id": who, "content_hash": h}
@@ -81,23 +64,22 @@ async def test_healthz_and_openapi(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
 
 
-async def test_collections_and_unique_indexes_exist_before_anything_scores(
+async def test_collections_and_indexes_exist_before_anything_scores(
     settings: Settings,
 ) -> None:
     fresh = settings.model_copy(update={"mongo_db": f"fresh_{uuid.uuid4().hex[:8]}"})
     app = create_app(fresh)
     async with app.router.lifespan_context(app):
         db = app.state.db
-        for name, keys in [
-            (mongo.BALANCES, [("campaign_id", 1), ("contributor_id", 1)]),
-            (
-                mongo.LEDGER,
-                [("campaign_id", 1), ("round_id", 1), ("contributor_id", 1), ("rule", 1)],
-            ),
-            (mongo.CONTRIBUTORS, [("token_hash", 1)]),
+        assert mongo.CHUNKS in await db.list_collection_names()
+        for name, keys, unique in [
+            (mongo.CONTRIBUTORS, [("token_hash", 1)], True),
+            (mongo.CONTRIBUTIONS, [("contributor_id", 1), ("campaign_id", 1)], False),
+            (mongo.CONTRIBUTIONS, [("campaign_id", 1)], False),
         ]:
             indexes = (await db[name].index_information()).values()
-            assert any(ix.get("unique") and ix["key"] == keys for ix in indexes), name
+            assert any(bool(ix.get("unique")) == unique and ix["key"] == keys
+                       for ix in indexes), (name, keys)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -170,17 +152,23 @@ async def test_ledger_is_newest_first_and_filterable(
     response = await client.get("/v1/contributors/alice/ledger", headers=bearer(tokens["alice"]))
     assert response.status_code == 200, response.text
     entries = response.json()["entries"]
-    assert [(e["campaign_id"], e["round_id"]) for e in entries] == [
-        ("c1", "r2"),
-        ("c2", "r1"),
-        ("c1", "r1"),
+    assert [(e["campaign_id"], e["round_id"], e["rule"], e["points"]) for e in entries] == [
+        ("c1", "c1:r00001", "rank", 6.0),
+        ("c2", "c2:r00000", "rank", 0.0),
+        ("c2", "initial", "initial", 1.0),
+        ("c1", "c1:r00000", "rank", 3.0),
+        ("c1", "initial", "initial", 1.0),
     ]
-    assert entries[0]["points"] == 6.0 and entries[0]["rule"] == "loo"
     assert datetime.fromisoformat(entries[0]["recorded_at"]) == T0 + timedelta(minutes=20)
+    assert sum(e["points"] for e in entries) == 11.0  # the ledger sums to the balance
     c2 = await client.get(
         "/v1/contributors/alice/ledger", params={"campaign": "c2"}, headers=bearer(tokens["alice"])
     )
-    assert [e["round_id"] for e in c2.json()["entries"]] == ["r1"]
+    assert [e["round_id"] for e in c2.json()["entries"]] == ["c2:r00000", "initial"]
+    first = await client.get(
+        "/v1/contributors/alice/ledger", params={"limit": 1}, headers=bearer(tokens["alice"])
+    )
+    assert [e["round_id"] for e in first.json()["entries"]] == ["c1:r00001"]
 
 
 async def test_ledger_needs_the_contributors_own_token(

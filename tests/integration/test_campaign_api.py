@@ -16,12 +16,12 @@ import pytest
 
 from crowdsft.adapters import mongo
 from crowdsft.adapters.campaign_store import CampaignStore
-from crowdsft.adapters.round_store import to_document
 from crowdsft.domain.campaign import CampaignSpec, CampaignState, RoundPolicy
 from crowdsft.domain.ids import candidate_model_id, root_model_id, round_id
 from crowdsft.domain.round import CandidateResult, Decision, Opening, Round
 from crowdsft.settings import Settings
 from services.balances.app import create_app
+from tests.support.paid_rounds import insert_round
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,8 @@ async def client(settings: Settings, db: mongo.Database) -> AsyncIterator[httpx.
     assert await store.create("plain", "Feedback only")
     state = CampaignState(next_round=2, model_id=candidate(0, 1), rng_state="{}", open_round=2)
     assert await store.advance("cmp", 0, state)
-    await db[mongo.ROUNDS].insert_many([to_document(r) for r in ROUNDS])
+    for stored in ROUNDS:
+        await insert_round(db, stored)
     await db[mongo.MODELS].insert_many([lineage_doc(i, g) for i in (0, 1) for g in (0, 1)])
     await db[mongo.SHAPLEY].insert_one(SHAPLEY)
     app = create_app(settings)
@@ -210,16 +211,12 @@ async def test_rounds_list_outcomes_groups_and_times(client: httpx.AsyncClient) 
     body = await get_json(client, "/v1/campaigns/cmp/rounds")
     assert body["campaign_id"] == "cmp" and body["offset"] == 0
     scored, decided, opened = body["rounds"]
-    groups = [
-        {"group_index": 0, "contributor_ids": ["ann", "dan"]},
-        {"group_index": 1, "contributor_ids": ["ben", "cat"]},
-    ]
     assert scored == {
         "round_id": "cmp:r00000",
         "round_index": 0,
         "status": "scored",
         "base_model_id": "cmp:base",
-        "groups": groups,
+        "group_sizes": [2, 2],
         "winner_model_id": candidate(0, 1),
         "accepted": True,
         "judged_wrong": False,
@@ -236,7 +233,7 @@ async def test_rounds_list_outcomes_groups_and_times(client: httpx.AsyncClient) 
     assert decided["status"] == "decided" and decided["scored_at"] is None
     assert decided["accepted"] is False and decided["judged_wrong"] is True
     assert decided["winner_model_id"] is None and decided["best_distance"] == 0.6
-    assert opened["status"] == "open" and opened["groups"] == groups
+    assert opened["status"] == "open" and opened["group_sizes"] == [2, 2]
     assert opened["base_model_id"] == candidate(0, 1)
     undecided = ["ranking", "scores", "distances", "best_distance", "accepted", "decided_at"]
     assert all(opened[field] is None for field in undecided)
@@ -302,6 +299,11 @@ async def test_shapley_values_and_fairness_history(client: httpx.AsyncClient) ->
         {"round_index": 10, "pearson": 0.9, "spearman": 0.8},
     ]
     assert "fingerprint" not in body
+    assert body["contributors"] == len(CROWD) and body["offset"] == 0
+    page = await get_json(client, "/v1/campaigns/cmp/shapley?offset=1&limit=2")
+    assert page["offset"] == 1 and page["values"] == body["values"][1:3]
+    mine = await get_json(client, f"/v1/campaigns/cmp/shapley?contributor={CROWD[2]}")
+    assert mine["values"] == [body["values"][2]]
 
 
 async def test_shapley_404_until_computed(client: httpx.AsyncClient) -> None:
@@ -309,3 +311,14 @@ async def test_shapley_404_until_computed(client: httpx.AsyncClient) -> None:
         response = await client.get(f"/v1/campaigns/{campaign_id}/shapley")
         assert response.status_code == 404
         assert response.json()["detail"] == "no shapley values for this campaign"
+
+
+async def test_a_rounds_members_are_paged(client: httpx.AsyncClient) -> None:
+    first = await get_json(client, "/v1/campaigns/cmp/rounds/0/members?limit=3")
+    assert first["round_id"] == "cmp:r00000" and first["members"] == len(CROWD)
+    rest = await get_json(client, "/v1/campaigns/cmp/rounds/0/members?offset=3")
+    entries = first["entries"] + rest["entries"]
+    assert [e["contributor_id"] for e in entries] == CROWD
+    assert [e["group_index"] for e in entries] == LABELS
+    assert entries[0]["contribution_ids"] == [f"{CROWD[0]}-0"] and entries[0]["points"] == 1.0
+    assert (await client.get("/v1/campaigns/cmp/rounds/9/members")).status_code == 404

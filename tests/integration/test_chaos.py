@@ -36,6 +36,7 @@ from tests.integration.campaign_runs import (
     start_services,
     wait_finished,
 )
+from tests.support.paid_rounds import ledgers
 from tests.support.stack import ServiceProcess, localstack, private_stack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -196,12 +197,12 @@ async def test_everything_survives_two_minutes_of_kills(
     ]
     assert len(stored_ids) == len(set(stored_ids)), "a submission stored twice"
     assert accepted <= set(stored_ids), f"{len(accepted - set(stored_ids))} accepted, then lost"
-    entries = [doc async for doc in db[mongo.LEDGER].find({"campaign_id": "chaotic"})]
-    keys = [(e["round_id"], e["contributor_id"], e["rule"]) for e in entries]
+    entries = [e for lines in (await ledgers(db, "chaotic")).values() for e in lines]
+    keys = [(e.round_id, e.contributor_id, e.rule) for e in entries]
     assert len(keys) == len(set(keys)), "a ledger key paid twice"
     paid = Counter[str]()
     for entry in entries:
-        paid[entry["contributor_id"]] += entry["points"]
+        paid[entry.contributor_id] += entry.points
     served = {entry["contributor_id"]: entry["points"] for entry in board["entries"]}
     assert paid.keys() <= served.keys()
     for contributor_id, points in served.items():

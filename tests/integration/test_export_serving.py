@@ -19,12 +19,13 @@ from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorStore
 from crowdsft.adapters.feedback_producer import FeedbackProducer
 from crowdsft.adapters.kafka import started_broker
-from crowdsft.adapters.mongo import BALANCES, CONTRIBUTIONS, Database
+from crowdsft.adapters.mongo import CONTRIBUTIONS, Database
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.settings import Settings, settings_from
 from infra.localstack import free_port
 from tests.integration.campaign_runs import start_services, wait_finished
 from tests.integration.test_round_lora import CONTRIBUTORS, RESPONSES, lora_spec, submissions
+from tests.support.paid_rounds import balances
 from tests.support.stack import REPO, ServiceProcess, run_cli, wait_http
 
 pytest.importorskip("peft", reason="the llm extra is not installed")
@@ -185,7 +186,7 @@ async def test_the_dataset_loads_with_datasets(campaign: Campaign, db: Database,
     rows = loaded["train"]
     assert rows.num_rows == len(RESPONSES)
     assert sorted(r["completion"] for r in rows) == sorted(RESPONSES)
-    points = {d["contributor_id"]: d["points"] async for d in db[BALANCES].find({})}
+    points = await balances(db, "lora")
     for row in rows:
         assert row["messages"] == [
             {"role": "user", "content": row["prompt"]},

@@ -55,17 +55,17 @@ def unknown_round_events() -> dict[str, list[bytes]]:
     decided = RoundDecided(
         event_id=new_event_id(), producer="forged", campaign_id=CAMPAIGN,
         round_id=round_id(CAMPAIGN, 999), round_index=999, ranking=[0], scores=[9.0],
-        base_model_id=f"{CAMPAIGN}:base", winner_model_id=None, improved=True, groups=[],
+        base_model_id=f"{CAMPAIGN}:base", winner_model_id=None, improved=True, group_sizes=[],
     )  # fmt: skip
     awarded = PointsAwarded(
         event_id=new_event_id(), producer="forged", campaign_id=CAMPAIGN,
-        round_id=round_id(CAMPAIGN, 999), round_index=999, rule="rank", awards=[],
+        round_id=round_id(CAMPAIGN, 999), round_index=999, rule="rank", accepted=True, members=0,
+        paid=0, total=0.0,
     )  # fmt: skip
     request = TrainingRequested(
         event_id=new_event_id(), producer="forged", campaign_id=CAMPAIGN,
         round_id=round_id(CAMPAIGN, 999), group_index=0, base_model_id=f"{CAMPAIGN}:base",
-        backend="no-such-backend", contributor_ids=[], contributor_weights=[],
-        contribution_ids=[],
+        backend="no-such-backend", members=0,
     )  # fmt: skip
     return {
         topics.ROUND_DECIDED: [

@@ -44,7 +44,7 @@ ROUND_TOPICS = (
     topics.ROUND_DECIDED,
     topics.POINTS_AWARDED,
 )
-STATE = (mongo.CAMPAIGNS, mongo.ROUNDS, mongo.MODELS, mongo.ARTIFACTS, mongo.BALANCES, mongo.LEDGER)
+STATE = (mongo.CAMPAIGNS, mongo.ROUNDS, mongo.MODELS, mongo.ARTIFACTS, mongo.CHUNKS)
 # Which services consume each replayed topic: their logs tell when the replay was handled.
 # The two training processes form one consumer group: each record reaches one of them.
 CONSUMERS = {

@@ -14,13 +14,14 @@ from crowdsft.adapters.kafka import started_broker
 from crowdsft.adapters.ledger_store import LedgerStore
 from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
-from crowdsft.adapters.mongo import LEDGER, Database
+from crowdsft.adapters.mongo import Database
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.domain.crowd import point_submissions
 from crowdsft.domain.round import RoundStatus
 from crowdsft.domain.steps import synthetic_crowd
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import contributor_ids, start_services, wait_finished
+from tests.support.paid_rounds import ledgers
 from tests.unit.test_toy_backend import median_spec
 
 
@@ -59,6 +60,7 @@ async def test_a_toy_backend_campaign_runs_through_the_services(
             assert lineage[result.model_id].artifact_ref == f"median:{result.model_id}"
     # The ledger pays as for any backend: balances are the sums of each one's entries.
     points = await LedgerStore(db).points("toy", ids)
+    paid = await ledgers(db, "toy")
     for contributor_id, balance in zip(ids, points, strict=True):
-        entries = db[LEDGER].find({"campaign_id": "toy", "contributor_id": contributor_id})
-        assert sum([e["points"] async for e in entries]) == pytest.approx(balance, abs=1e-9)
+        entries = paid[contributor_id]
+        assert sum(e.points for e in entries) == pytest.approx(balance, abs=1e-9)

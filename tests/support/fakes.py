@@ -141,30 +141,45 @@ class FakeRounds:
 
 
 class FakeLedger:
-    """Payments and balances together, as the ledger's transaction keeps them."""
+    """Payments and standings together, as the ledger's transaction keeps them; `entries` is
+    every contributor's ledger as the read side derives it from the paid rounds."""
 
     def __init__(self, rounds: FakeRounds) -> None:
         self._rounds = rounds
         self.entries: list[LedgerEntry] = []
-        self.balances: dict[tuple[str, str], float] = {}
+        self.standings: dict[str, ledger.Standing] = {}
+
+    @property
+    def balances(self) -> dict[tuple[str, str], float]:
+        return {
+            (campaign_id, c): p
+            for campaign_id, standing in self.standings.items()
+            for c, p in zip(standing.contributor_ids, standing.points.tolist(), strict=True)
+        }
 
     async def points(self, campaign_id: str, contributor_ids: list[str]) -> NDArray[np.float64]:
-        mine = {c: p for (camp, c), p in self.balances.items() if camp == campaign_id}
-        return ledger.standing(contributor_ids, mine)
+        return self.standings.get(campaign_id, ledger.Standing.empty()).going_in(contributor_ids)
 
     async def pay(self, scored: Round, rule: str, at: datetime) -> bool:
         if self._rounds.rounds[scored.round_id].status is not RoundStatus.DECIDED:
             return False
-        known = {c for (camp, c) in self.balances if camp == scored.campaign_id}
-        payout = ledger.pay(scored, rule, known, at)
+        assert scored.payment is not None and scored.decision is not None
+        before = self.standings.get(scored.campaign_id, ledger.Standing.empty())
+        settled = ledger.settle(before, scored)
         keys = {(e.campaign_id, e.round_id, e.contributor_id, e.rule) for e in self.entries}
-        for entry in payout.entries:
-            key = (entry.campaign_id, entry.round_id, entry.contributor_id, entry.rule)
-            assert key not in keys, f"ledger key {key} written twice"
-        self.entries += payout.entries
-        for contributor_id, move in payout.moves.items():
-            key = (scored.campaign_id, contributor_id)
-            self.balances[key] = self.balances.get(key, 0.0) + move
+        for row, contributor_id in enumerate(scored.contributor_ids):
+            paid = ledger.PaidRound(
+                campaign_id=scored.campaign_id, round_id=scored.round_id,
+                round_index=scored.round_index, rule=rule, accepted=scored.decision.accepted,
+                award=scored.payment.awards[row], newcomer=bool(settled.newcomers[row]),
+                recorded_at=at,
+            )  # fmt: skip
+            for entry in ledger.entries(contributor_id, paid):
+                key = (entry.campaign_id, entry.round_id, entry.contributor_id, entry.rule)
+                assert key not in keys, f"ledger key {key} written twice"
+                keys.add(key)
+                self.entries.append(entry)
+        self.standings[scored.campaign_id] = settled.after
         self._rounds.rounds[scored.round_id] = scored
         return True
 

@@ -74,11 +74,10 @@ class MedianTrainer:
     async def train(self, spec: CampaignSpec, request: TrainingRequested) -> Measurement:
         assert isinstance(spec.backend, MedianBackendSpec)
         [base] = (await self._ports.measurements.get([request.base_model_id])).values()
-        found = await self._ports.contributions.by_ids(request.contribution_ids)
-        crowd = crowd_snapshot(found, len(spec.target))
-        assert crowd.users is not None
+        group = await self._ports.group(request)
+        assert group.positions is not None
         start = np.asarray(base.position)
-        moved = start + spec.backend.step * (np.median(crowd.users, axis=0) - start)
+        moved = start + spec.backend.step * (np.median(group.positions, axis=0) - start)
         model_id = candidate_model_id(request.round_id, request.group_index)
         return Measurement(
             model_id=model_id,
@@ -86,7 +85,7 @@ class MedianTrainer:
             round_id=request.round_id,
             artifact_ref=f"median:{model_id}",
             position=[float(x) for x in moved],
-            metrics={"members": float(len(crowd.contributor_ids))},
+            metrics={"members": float(len(group.contributor_ids))},
         )
 
     async def warm(self) -> None:

@@ -58,7 +58,9 @@ class World:
 
     def __post_init__(self) -> None:
         self.ledger = FakeLedger(self.rounds)
-        ports = TrainingPorts(self.contributions, self.measurements, self.lineage, Settings())
+        ports = TrainingPorts(
+            self.contributions, self.measurements, self.lineage, Settings(), self.rounds
+        )
         self.selection = SelectionHandler(
             self.campaigns,
             self.rounds,

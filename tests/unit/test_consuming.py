@@ -98,7 +98,7 @@ def decided_record() -> bytes:
     return RoundDecided(
         event_id="e", producer="selection", campaign_id="c", round_id="c:r00999",
         round_index=999, ranking=[0], scores=[1.0], base_model_id="c:base",
-        winner_model_id="c:r00999:g0", improved=True, groups=[],
+        winner_model_id="c:r00999:g0", improved=True, group_sizes=[],
     ).model_dump_json().encode()  # fmt: skip
 
 

@@ -3,12 +3,20 @@ the ledger's rule turns a paid round into entries and balance moves."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from crowdsft.adapters.round_store import from_document, to_document
+from crowdsft.adapters.chunks import part_columns, part_documents
+from crowdsft.adapters.round_store import (
+    columns_of,
+    head_document,
+    owner_of,
+    parts_of,
+    round_of,
+)
 from crowdsft.domain import ledger
 from crowdsft.domain.ids import candidate_model_id
 from crowdsft.domain.round import (
@@ -108,34 +116,61 @@ def test_out_of_order_steps_are_refused() -> None:
         decided.points_after()
 
 
-def test_a_round_survives_its_document() -> None:
+def _stored_and_read(round_: Round) -> Round:
+    """Through the round's document and its parts' chunk documents, as the store keeps them."""
+    parts = {}
+    for part in parts_of(round_):
+        owner = owner_of(round_, part)
+        digest, docs = part_documents(owner, part, columns_of(round_, part))
+        assert all(d["_id"].startswith(f"{owner}|{part}|{digest}|") for d in docs)
+        parts[part] = (digest, part_columns(docs))
+    doc = head_document(round_, {part: digest for part, (digest, _) in parts.items()})
+    assert "contributor_ids" not in str(doc)  # no member is in the round's own document
+    return round_of(doc, {part: columns for part, (_, columns) in parts.items()})
+
+
+def test_a_round_survives_its_documents() -> None:
     scored = complete().decide(decision(), T0).pay([0.0, 2.0, 1.0], T0)
     scored = scored.announce(RoundStep.OPENING).announce(RoundStep.DECISION)
-    assert from_document(to_document(scored)) == scored
-    assert from_document(to_document(opened())) == opened()
+    assert _stored_and_read(scored) == scored
+    assert _stored_and_read(opened()) == opened()
 
 
 def test_pay_starts_newcomers_at_one_and_pays_only_accepted_rounds() -> None:
     scored = complete().decide(decision(), T0).pay([0.0, 2.0, 1.0], T0)
-    payout = ledger.pay(scored, "rank", known={"b"}, at=T0)
-    rows = [(e.contributor_id, e.rule, e.points) for e in payout.entries]
+    before = ledger.Standing(["b", "z"], np.array([5.0, 7.0]))
+    settled = ledger.settle(before, scored)
+    assert settled.newcomers.tolist() == [True, False, True]  # members a, b, c
+    after = settled.after
+    assert after.contributor_ids == ["b", "z", "a", "c"]  # newcomers join in member order
+    assert after.points.tolist() == [7.0, 7.0, 1.0, 2.0]
+    rows = []
+    for row, contributor_id in enumerate(scored.contributor_ids):
+        paid = ledger.PaidRound("camp", RID, 0, "rank", True, [0.0, 2.0, 1.0][row],
+                                bool(settled.newcomers[row]), T0)  # fmt: skip
+        rows += [(e.contributor_id, e.rule, e.points) for e in ledger.entries(contributor_id, paid)]
     assert rows == [
-        ("a", "initial", 1.0),
         ("a", "rank", 0.0),
+        ("a", "initial", 1.0),
         ("b", "rank", 2.0),
-        ("c", "initial", 1.0),
         ("c", "rank", 1.0),
+        ("c", "initial", 1.0),
     ]
-    assert payout.moves == {"a": 1.0, "b": 2.0, "c": 2.0}
-    assert payout.newcomers == {"a", "c"}
 
     stayed = complete().decide(decision(accepted=False), T0).pay([0.0, 0.0, 0.0], T0)
-    payout = ledger.pay(stayed, "rank", known={"b"}, at=T0)
-    assert [(e.contributor_id, e.rule) for e in payout.entries] == [
-        ("a", "initial"),
-        ("c", "initial"),
-    ]
-    assert payout.moves == {"a": 1.0, "b": 0.0, "c": 1.0}
+    settled = ledger.settle(before, stayed)
+    assert settled.after.points.tolist() == [5.0, 7.0, 1.0, 1.0]
+    paid = ledger.PaidRound("camp", RID, 0, "rank", False, 0.0, True, T0)
+    assert [(e.contributor_id, e.rule) for e in ledger.entries("a", paid)] == [("a", "initial")]
+    assert ledger.entries("b", dataclasses.replace(paid, newcomer=False)) == []
+
+
+def test_a_standing_ranks_and_orders_its_contributors() -> None:
+    standing = ledger.Standing(["d", "a", "c", "b"], np.array([2.0, 5.0, 2.0, 9.0]))
+    assert [standing.contributor_ids[r] for r in standing.best_first] == ["b", "a", "c", "d"]
+    assert standing.above(2.0) == 2 and standing.above(9.0) == 0 and standing.above(0.0) == 4
+    assert standing.balance("c") == 2.0 and standing.balance("zz") is None
+    np.testing.assert_array_equal(standing.going_in(["a", "new"]), [5.0, rule.INITIAL_POINTS])
 
 
 def test_the_engine_and_the_ledger_share_one_rule() -> None:
@@ -146,4 +181,5 @@ def test_the_engine_and_the_ledger_share_one_rule() -> None:
     unpaid = rule.pay(np.array([0.5, 0.25]), accepted=False, known=known)
     assert unpaid.awards is None
     np.testing.assert_array_equal(unpaid.moves, [0.0, 1.0])
-    assert ledger.standing(["x", "y"], {"x": 4.0}).tolist() == [4.0, rule.INITIAL_POINTS]
+    going_in = ledger.Standing(["x"], np.array([4.0])).going_in(["x", "y"])
+    assert going_in.tolist() == [4.0, rule.INITIAL_POINTS]

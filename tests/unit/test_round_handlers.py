@@ -155,7 +155,7 @@ async def test_stale_early_and_late_commands_and_events_are_ignored_or_refused()
         base_model_id="camp:base",
         winner_model_id=None,
         improved=False,
-        groups=[],
+        group_sizes=[],
     )
     with pytest.raises(LookupError, match="not decided in the store yet"):
         await world.scoring.on_round_decided(early)
@@ -166,7 +166,10 @@ async def test_stale_early_and_late_commands_and_events_are_ignored_or_refused()
         round_id=round_id("camp", 0),
         round_index=0,
         rule="shapley",
-        awards=[],
+        accepted=True,
+        members=0,
+        paid=0,
+        total=0.0,
     )
     with pytest.raises(LookupError, match="not scored in the store yet"):
         await world.shapley.on_points_awarded(awarded)

@@ -32,9 +32,7 @@ def request(group: int, backend: str = "vector") -> TrainingRequested:
         group_index=group,
         base_model_id="c:base",
         backend=backend,
-        contributor_ids=["a"],
-        contributor_weights=[1.0],
-        contribution_ids=["x"],
+        members=1,
     )
 
 

@@ -1,15 +1,32 @@
 """Read side of points: balances, ranks, the leaderboard and a contributor's ledger.
 
-Scoring writes these collections; this module only reads them. Without a campaign, a
-contributor's balance is the sum over every campaign they earned points in.
+Scoring stores each paid round's awards and the campaign's standing after it as chunks
+(`ledger_store`); this module only reads them. A campaign's balances, ranks and leaderboard
+come from its latest standing, sorted once per standing and kept; without a campaign, a
+contributor's balance is the sum over every campaign's standing (a view kept per set of
+standings). A contributor's ledger is derived from the paid rounds they were in, reading one
+chunk per round.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from crowdsft.adapters.mongo import BALANCES, CONTRIBUTIONS, LEDGER, Database, Document
-from crowdsft.domain.ledger import LedgerEntry
+import numpy as np
+
+from crowdsft.adapters.chunks import ChunkStore
+from crowdsft.adapters.ledger_store import NEWCOMERS, Standings
+from crowdsft.adapters.mongo import CONTRIBUTIONS, ROUNDS, Database, Document
+from crowdsft.adapters.round_store import AWARDS, CROWD
+from crowdsft.domain import ledger
+from crowdsft.domain.ledger import LedgerEntry, PaidRound
+from crowdsft.domain.ledger import Standing as Points
+from crowdsft.domain.round import RoundStatus
+
+KEPT_VIEWS = 8
 
 
 @dataclass(frozen=True)
@@ -38,71 +55,115 @@ def competition_ranks(rows: list[tuple[str, float]]) -> list[Standing]:
     return standings
 
 
+def totals(standings: list[Points]) -> Points:
+    """Every contributor's points summed over campaigns."""
+    summed: dict[str, float] = {}
+    for standing in standings:
+        for contributor_id, points in zip(standing.contributor_ids, standing.points.tolist(),
+                                          strict=True):  # fmt: skip
+            summed[contributor_id] = summed.get(contributor_id, 0.0) + points
+    return Points(list(summed), np.asarray(list(summed.values()), dtype=np.float64))
+
+
 class BalanceStore:
     def __init__(self, db: Database) -> None:
-        self._balances = db[BALANCES]
-        self._ledger = db[LEDGER]
+        self._rounds = db[ROUNDS]
         self._contributions = db[CONTRIBUTIONS]
+        self._chunks = ChunkStore(db)
+        self._standings = Standings(db, self._chunks)
+        self._views: OrderedDict[tuple[str, ...], Points] = OrderedDict()
+        self._crowd_rows: OrderedDict[str, dict[str, int]] = OrderedDict()
+
+    async def _points(self, campaign_id: str | None) -> Points:
+        """A campaign's latest standing, or the totals over every campaign."""
+        if campaign_id is not None:
+            return await self._standings.latest(campaign_id)
+        paid = await self._rounds.distinct("campaign_id", {"status": RoundStatus.SCORED.value})
+        latest = [
+            doc
+            for campaign_id in sorted(paid)
+            if (doc := await self._standings.latest_round(str(campaign_id))) is not None
+        ]
+        key = tuple(f"{doc['_id']}:{doc['parts']['standing']}" for doc in latest)
+        view = self._views.get(key)
+        if view is None:
+            view = totals([await self._standings.of_round(doc) for doc in latest])
+            self._views[key] = view
+            while len(self._views) > KEPT_VIEWS:
+                self._views.popitem(last=False)
+        return view
 
     async def balance(self, contributor_id: str, campaign_id: str | None = None) -> float:
-        total = 0.0
-        async for doc in self._balances.find(_scope(contributor_id, campaign_id), {"points": 1}):
-            total += float(doc.get("points", 0.0))
-        return total
+        return (await self._points(campaign_id)).balance(contributor_id) or 0.0
 
     async def has_activity(self, contributor_id: str) -> bool:
         """Known to scoring or intake, even if never registered (e.g. CLI-only submitters)."""
-        query = _scope(contributor_id)
-        if await self._balances.count_documents(query, limit=1):
+        if (await self._points(None)).balance(contributor_id) is not None:
             return True
-        return await self._contributions.count_documents(query, limit=1) > 0
+        return await self._contributions.count_documents(_scope(contributor_id), limit=1) > 0
 
     async def contribution_count(self, contributor_id: str, campaign_id: str | None = None) -> int:
         return await self._contributions.count_documents(_scope(contributor_id, campaign_id))
 
     async def rank(self, points: float, campaign_id: str | None = None) -> int:
         """1 + how many contributors hold strictly more points (ties share a rank)."""
-        if campaign_id is not None:
-            query = {"campaign_id": campaign_id, "points": {"$gt": points}}
-            return 1 + await self._balances.count_documents(query)
-        pipeline: list[Document] = [
-            {"$group": {"_id": "$contributor_id", "points": {"$sum": "$points"}}},
-            {"$match": {"points": {"$gt": points}}},
-            {"$count": "above"},
-        ]
-        cursor = await self._balances.aggregate(pipeline)
-        counted = [doc async for doc in cursor]
-        return 1 + (int(counted[0]["above"]) if counted else 0)
+        return 1 + (await self._points(campaign_id)).above(points)
 
     async def leaderboard(self, campaign_id: str | None = None, limit: int = 10) -> list[Standing]:
         """Top `limit` by points, ties broken by contributor id so pages are stable."""
-        if campaign_id is not None:
-            # One balance per (campaign, contributor): the leaderboard index answers this.
-            found = (
-                self._balances.find(
-                    {"campaign_id": campaign_id}, {"contributor_id": 1, "points": 1}
-                )
-                .sort([("points", -1), ("contributor_id", 1)])
-                .limit(limit)
-            )
-            rows = [(str(doc["contributor_id"]), float(doc["points"])) async for doc in found]
-        else:
-            pipeline: list[Document] = [
-                {"$group": {"_id": "$contributor_id", "points": {"$sum": "$points"}}},
-                {"$sort": {"points": -1, "_id": 1}},
-                {"$limit": limit},
-            ]
-            totals = await self._balances.aggregate(pipeline)
-            rows = [(str(doc["_id"]), float(doc["points"])) async for doc in totals]
+        standing = await self._points(campaign_id)
+        rows = [
+            (standing.contributor_ids[row], float(standing.points[row]))
+            for row in standing.best_first[:limit].tolist()
+        ]
         return competition_ranks(rows)
 
     async def ledger(
         self, contributor_id: str, campaign_id: str | None = None, limit: int = 100
     ) -> list[LedgerEntry]:
-        """Newest first; the ledger is append-only, so this is the full history of points."""
-        cursor = (
-            self._ledger.find(_scope(contributor_id, campaign_id), {"_id": 0})
-            .sort([("recorded_at", -1), ("_id", 1)])
-            .limit(limit)
+        """Newest first: every paid round the contributor was in, and their starting point."""
+        query: Document = {"status": RoundStatus.SCORED.value} | _scope(None, campaign_id)
+        cursor = self._rounds.find(
+            query, {"campaign_id": 1, "round_index": 1, "parts": 1, "decision.accepted": 1,
+                    "payment": 1, "scored_at": 1},
+        ).sort([("scored_at", -1), ("_id", 1)])  # fmt: skip
+        entries: list[LedgerEntry] = []
+        async for doc in cursor:
+            paid = await self._paid(doc, contributor_id)
+            if paid is not None:
+                entries += ledger.entries(contributor_id, paid)
+            if len(entries) >= limit:
+                break
+        return entries[:limit]
+
+    async def _paid(self, doc: Document, contributor_id: str) -> PaidRound | None:
+        """What the round paid the contributor, or None if they were not in it."""
+        parts, campaign_id, rid = doc["parts"], doc["campaign_id"], doc["_id"]
+        row = (await self._rows(campaign_id, parts[CROWD])).get(contributor_id)
+        if row is None:
+            return None
+        award = await self._chunks.read_row(rid, AWARDS, parts[AWARDS], row)
+        newcomer = await self._chunks.read_row(rid, NEWCOMERS, parts[NEWCOMERS], row)
+        payment: dict[str, Any] = doc.get("payment") or {}
+        scored_at: datetime = doc["scored_at"]
+        return PaidRound(
+            campaign_id=campaign_id,
+            round_id=rid,
+            round_index=int(doc["round_index"]),
+            rule=str(payment.get("rule", "")),
+            accepted=bool((doc.get("decision") or {}).get("accepted")),
+            award=float(award["awards"]),
+            newcomer=bool(newcomer["newcomer"]),
+            recorded_at=scored_at,
         )
-        return [LedgerEntry.model_validate(doc) async for doc in cursor]
+
+    async def _rows(self, campaign_id: str, digest: str) -> dict[str, int]:
+        """Each member's row in a round's crowd, kept per crowd (rounds share one)."""
+        rows = self._crowd_rows.get(digest)
+        if rows is None:
+            crowd = await self._chunks.read(campaign_id, CROWD, digest)
+            rows = {str(c): row for row, c in enumerate(crowd["contributor_ids"])}
+            self._crowd_rows[digest] = rows
+            while len(self._crowd_rows) > KEPT_VIEWS:
+                self._crowd_rows.popitem(last=False)
+        return rows

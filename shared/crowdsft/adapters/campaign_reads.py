@@ -7,6 +7,7 @@ that map each document, and shows what is public: never rng states, vectors or f
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +17,10 @@ from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.mongo import CAMPAIGNS, Database, Document
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
-from crowdsft.contracts import GroupAssignment, ShapleyValue
+from crowdsft.contracts import ShapleyValue
 from crowdsft.domain.campaign import CampaignSpec
 from crowdsft.domain.lineage import LineageEntry
-from crowdsft.domain.round import Round
+from crowdsft.domain.round import Decision, Round
 from crowdsft.domain.shapley import ShapleyRecord
 
 
@@ -48,7 +49,7 @@ class RoundSummary(ReadModel):
     round_index: int
     status: str
     base_model_id: str
-    groups: list[GroupAssignment]
+    group_sizes: list[int] = Field(description="Members per group; who: the round's members.")
     winner_model_id: str | None
     accepted: bool | None
     judged_wrong: bool | None
@@ -59,6 +60,20 @@ class RoundSummary(ReadModel):
     opened_at: datetime | None
     decided_at: datetime | None
     scored_at: datetime | None
+
+
+class RoundMember(ReadModel):
+    contributor_id: str
+    group_index: int
+    points: float = Field(description="Points going into the round.")
+    contribution_ids: list[str]
+
+
+class RoundMembers(ReadModel):
+    round_id: str
+    members: int
+    offset: int
+    entries: list[RoundMember]
 
 
 class ModelEntry(ReadModel):
@@ -88,7 +103,9 @@ class Fairness(ReadModel):
 
 class ShapleySummary(ReadModel):
     campaign_id: str
-    values: list[ShapleyValue]
+    contributors: int = Field(0, description="How many contributors have a value.")
+    offset: int = 0
+    values: list[ShapleyValue] = Field(description="A page of the values, in crowd order.")
     relative_error: float
     method: str
     as_of_round_index: int
@@ -104,15 +121,18 @@ def finite(value: Any) -> float | None:
     return float(value)
 
 
-def round_summary(round_: Round) -> RoundSummary:
-    decision = round_.decision
+def round_summary(doc: Document) -> RoundSummary:
+    """From the round's document alone: no member is read to list rounds."""
+    made = doc.get("decision")
+    decision = Decision.model_validate(made) if made else None
     distances = [c.distance for c in decision.candidates] if decision else None
+    opening = doc["opening"]
     return RoundSummary(
-        round_id=round_.round_id,
-        round_index=round_.round_index,
-        status=round_.status.value,
-        base_model_id=round_.base_model_id,
-        groups=round_.groups(),
+        round_id=doc["_id"],
+        round_index=doc["round_index"],
+        status=doc["status"],
+        base_model_id=opening["base_model_id"],
+        group_sizes=opening["group_sizes"],
         winner_model_id=decision.winner_model_id if decision else None,
         accepted=decision.accepted if decision else None,
         judged_wrong=decision.judged_wrong if decision else None,
@@ -120,9 +140,28 @@ def round_summary(round_: Round) -> RoundSummary:
         scores=[c.score for c in decision.candidates] if decision else None,
         distances=distances,
         best_distance=min(distances) if distances else None,
-        opened_at=round_.opened_at,
-        decided_at=round_.decided_at,
-        scored_at=round_.scored_at,
+        opened_at=doc.get("opened_at"),
+        decided_at=doc.get("decided_at"),
+        scored_at=doc.get("scored_at"),
+    )
+
+
+def round_members(round_: Round, offset: int, limit: int) -> RoundMembers:
+    opening = round_.opening
+    rows = range(offset, min(offset + limit, len(opening.contributor_ids)))
+    return RoundMembers(
+        round_id=round_.round_id,
+        members=len(opening.contributor_ids),
+        offset=offset,
+        entries=[
+            RoundMember(
+                contributor_id=opening.contributor_ids[r],
+                group_index=opening.labels[r],
+                points=opening.points[r],
+                contribution_ids=opening.contribution_ids[r],
+            )
+            for r in rows
+        ],
     )
 
 
@@ -146,15 +185,31 @@ def model_entry(entry: LineageEntry) -> ModelEntry:
     )
 
 
-def shapley_summary(record: ShapleyRecord) -> ShapleySummary:
+def shapley_summary(
+    record: ShapleyRecord,
+    offset: int = 0,
+    limit: int | None = None,
+    contributors: Collection[str] | None = None,
+) -> ShapleySummary:
+    """A page of the values (`offset`, `limit`), or only the `contributors` asked for."""
     history = [
         Fairness(round_index=r, pearson=finite(f.pearson), spearman=finite(f.spearman))
         for r, f in sorted(record.fairness.items())
     ]
-    values = zip(record.contributor_ids, record.values, record.std_errors, strict=True)
+    ids, values, errors = record.contributor_ids, record.values, record.std_errors
+    rows: Iterable[int]
+    if contributors is not None:
+        wanted = set(contributors)
+        rows = [r for r, c in enumerate(ids) if c in wanted]
+    else:
+        rows = range(offset, len(ids) if limit is None else min(offset + limit, len(ids)))
     return ShapleySummary(
         campaign_id=record.campaign_id,
-        values=[ShapleyValue(contributor_id=c, value=v, std_error=e) for c, v, e in values],
+        contributors=len(ids),
+        offset=offset if contributors is None else 0,
+        values=[
+            ShapleyValue(contributor_id=ids[r], value=values[r], std_error=errors[r]) for r in rows
+        ],
         relative_error=record.relative_error,
         method=record.method,
         as_of_round_index=record.as_of_round_index,
@@ -197,13 +252,28 @@ class CampaignReads:
 
     async def rounds(self, campaign_id: str, limit: int, offset: int = 0) -> list[RoundSummary]:
         """Oldest first, `limit` rounds after skipping `offset`."""
-        found = await self._rounds.of_campaign(campaign_id, limit=limit, offset=offset)
-        return [round_summary(round_) for round_ in found]
+        found = await self._rounds.heads_of_campaign(campaign_id, limit=limit, offset=offset)
+        return [round_summary(doc) for doc in found]
+
+    async def members(
+        self, campaign_id: str, round_index: int, limit: int, offset: int = 0
+    ) -> RoundMembers | None:
+        """A round's members in its own order, `limit` after skipping `offset`."""
+        found = await self._rounds.get(campaign_id, round_index)
+        return round_members(found, offset, limit) if found is not None else None
 
     async def lineage(self, campaign_id: str) -> list[ModelEntry]:
         """The base model first, then each round's candidates by group."""
         return [model_entry(entry) for entry in await self._lineage.of_campaign(campaign_id)]
 
-    async def shapley(self, campaign_id: str) -> ShapleySummary | None:
+    async def shapley(
+        self,
+        campaign_id: str,
+        offset: int = 0,
+        limit: int | None = None,
+        contributors: Collection[str] | None = None,
+    ) -> ShapleySummary | None:
         record = await self._shapley.get(campaign_id)
-        return shapley_summary(record) if record is not None else None
+        if record is None:
+            return None
+        return shapley_summary(record, offset, limit, contributors)

@@ -6,8 +6,9 @@ from typing import NamedTuple
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.contributor_store import ContributorStore
+from crowdsft.adapters.ledger_store import Standings
 from crowdsft.adapters.lineage_store import LineageStore
-from crowdsft.adapters.mongo import BALANCES, CONTRIBUTIONS, REJECTIONS, Database
+from crowdsft.adapters.mongo import CONTRIBUTIONS, REJECTIONS, Database
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.shapley_store import ShapleyStore
 from crowdsft.domain.campaign import CampaignSpec
@@ -46,10 +47,8 @@ async def campaign_data(db: Database, campaign_id: str) -> CampaignData | None:
         )
         async for doc in db[REJECTIONS].find({"campaign_id": campaign_id})
     ]
-    points = {
-        str(doc["contributor_id"]): float(doc["points"])
-        async for doc in db[BALANCES].find({"campaign_id": campaign_id})
-    }
+    standing = await Standings(db).latest(campaign_id)
+    points = dict(zip(standing.contributor_ids, standing.points.tolist(), strict=True))
     contributors = sorted({t.contributor_id for t in texts} | set(points))
     return CampaignData(
         spec=spec,

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, CollectionInvalid, OperationFailure
+from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, OperationFailure
 from pymongo.write_concern import WriteConcern
 
 from crowdsft.settings import Settings
@@ -20,6 +20,7 @@ from crowdsft.settings import Settings
 log = structlog.get_logger("crowdsft.mongo")
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
 ENSURE_ATTEMPTS = 8
 Database = AsyncDatabase[Document]
 
@@ -28,8 +29,6 @@ SUBMISSIONS = "submissions"
 REJECTIONS = "rejections"
 CAMPAIGNS = "campaigns"
 CONTRIBUTORS = "contributors"
-BALANCES = "balances"
-LEDGER = "ledger"
 ROUNDS = "rounds"
 MODELS = "models"
 ARTIFACTS = "artifacts"
@@ -37,10 +36,17 @@ SHAPLEY = "shapley"
 FINGERPRINTS = "fingerprints"
 RATE_LIMITS = "rate_limits"
 DEAD_LETTERS = "dead_letters"
+CHUNKS = "chunks"
 
 INDEXES: dict[str, list[IndexModel]] = {
-    # Keyed by content hash and event id through `_id` alone: see contribution_store.
-    CONTRIBUTIONS: [],
+    # Keyed by content hash and event id through `_id` alone (see contribution_store); read
+    # a campaign at a time (selection, exports) and counted per contributor (the read API).
+    CONTRIBUTIONS: [
+        IndexModel([("campaign_id", ASCENDING)], name="by_campaign"),
+        IndexModel(
+            [("contributor_id", ASCENDING), ("campaign_id", ASCENDING)], name="by_contributor"
+        ),
+    ],
     # A contributor's own submissions and refusals, for their status page.
     SUBMISSIONS: [IndexModel([("contributor_id", ASCENDING)], name="by_contributor")],
     REJECTIONS: [
@@ -50,36 +56,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     CONTRIBUTORS: [IndexModel([("token_hash", ASCENDING)], unique=True, name="by_token_hash")],
-    BALANCES: [
-        IndexModel(
-            [("campaign_id", ASCENDING), ("contributor_id", ASCENDING)],
-            unique=True,
-            name="one_per_campaign_contributor",
-        ),
-        IndexModel([("campaign_id", ASCENDING), ("points", DESCENDING)], name="leaderboard"),
-    ],
-    LEDGER: [
-        # A replayed round decision never pays twice.
-        IndexModel(
-            [
-                ("campaign_id", ASCENDING),
-                ("round_id", ASCENDING),
-                ("contributor_id", ASCENDING),
-                ("rule", ASCENDING),
-            ],
-            unique=True,
-            name="one_entry_per_round_rule",
-        ),
-        IndexModel(
-            [("contributor_id", ASCENDING), ("recorded_at", DESCENDING)], name="by_contributor"
-        ),
-    ],
     CAMPAIGNS: [],
     # Rounds ("<campaign>:<index>"), models (lineage; model ids) and Shapley values (per
     # campaign) are keyed by deterministic `_id`s, so replays overwrite nothing new.
     ROUNDS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
     MODELS: [IndexModel([("campaign_id", ASCENDING), ("round_index", ASCENDING)], name="by_round")],
     SHAPLEY: [],
+    # Per-member columns of rounds, standings and Shapley values, read by `_id` range.
+    CHUNKS: [],
     ARTIFACTS: [],
     # Keyed by contribution id; read back a campaign at a time.
     FINGERPRINTS: [IndexModel([("campaign_id", ASCENDING)], name="by_campaign")],
@@ -150,3 +134,17 @@ async def opened(settings: Settings, timeout_ms: int | None = None) -> AsyncIter
         yield db
     finally:
         await client.close()
+
+
+async def insert_new(collection: Any, docs: list[Document]) -> set[int]:
+    """Bulk insert; returns the indexes whose `_id` already existed (any other error raises)."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()

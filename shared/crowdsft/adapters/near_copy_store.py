@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from bson import Binary
 
-from crowdsft.adapters.contribution_store import insert_new
-from crowdsft.adapters.mongo import CONTRIBUTIONS, FINGERPRINTS, Database, Document
+from crowdsft.adapters.mongo import CONTRIBUTIONS, FINGERPRINTS, Database, Document, insert_new
 from crowdsft.domain.near_copies import Fingerprint, FlaggedCopy, NearCopy
 
 

@@ -10,7 +10,7 @@ from crowdsft.contracts.feedback import (
     OriginalCopy,
     RejectionReason,
 )
-from crowdsft.contracts.rewards import PointAward, PointsAwarded, ShapleyComputed, ShapleyValue
+from crowdsft.contracts.rewards import PointsAwarded, ShapleyComputed, ShapleyValue
 from crowdsft.contracts.rounds import (
     CandidateEvaluated,
     CandidateTrained,
@@ -34,7 +34,6 @@ __all__ = [
     "FeedbackSubmitted",
     "GroupAssignment",
     "OriginalCopy",
-    "PointAward",
     "PointsAwarded",
     "RejectionReason",
     "RoundDecided",

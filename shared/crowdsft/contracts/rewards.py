@@ -9,20 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from crowdsft.contracts.envelope import CampaignEvent, RoundEvent
 
 
-class PointAward(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    contributor_id: str
-    points: float
-
-
 class PointsAwarded(RoundEvent):
-    """Scoring turned a round decision into ledger entries under one points rule."""
+    """Scoring paid a round under one points rule. What each member got is the stored
+    round's (its awards, read by round id); the event carries the totals."""
 
     event_type: Literal["points.awarded"] = "points.awarded"
     round_index: int = Field(ge=0)
     rule: str
-    awards: list[PointAward]
+    accepted: bool = Field(description="Whether the round paid awards (the model moved).")
+    members: int = Field(ge=0, description="Contributors in the round.")
+    paid: int = Field(ge=0, description="Members whose award is not zero.")
+    total: float = Field(description="The sum of the round's awards.")
 
 
 class ShapleyValue(BaseModel):
@@ -34,12 +31,13 @@ class ShapleyValue(BaseModel):
 
 
 class ShapleyComputed(CampaignEvent):
-    """Fresh Shapley estimates for a campaign, with the points-vs-Shapley fairness figures."""
+    """Fresh Shapley estimates for a campaign, with the points-vs-Shapley fairness figures.
+    The values themselves are the stored record's (the read API pages them)."""
 
     event_type: Literal["shapley.computed"] = "shapley.computed"
     as_of_round_index: int = Field(ge=0)
     method: str
-    values: list[ShapleyValue]
+    contributors: int = Field(ge=0, description="How many contributors have a value.")
     relative_error: float = Field(ge=0)
     pearson: float | None = None
     spearman: float | None = None

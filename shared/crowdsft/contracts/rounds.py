@@ -10,6 +10,8 @@ from crowdsft.contracts.envelope import CampaignEvent, RoundEvent, derive_event_
 
 
 class GroupAssignment(BaseModel):
+    """Who was in one group of a round (the read API's round members, not an event field)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     group_index: int = Field(ge=0)
@@ -34,26 +36,24 @@ class StartRound(CampaignEvent):
 
 
 class RoundOpened(RoundEvent):
-    """Selection grouped the crowd for a round, starting from the current base model."""
+    """Selection grouped the crowd for a round, starting from the current base model. Who is
+    in which group is the stored round's (read by round id): no event grows with the crowd."""
 
     event_type: Literal["round.opened"] = "round.opened"
     round_index: int = Field(ge=0)
     base_model_id: str
-    groups: list[GroupAssignment]
+    group_sizes: list[int] = Field(description="Members per group, by group index.")
 
 
 class TrainingRequested(RoundEvent):
-    """One group's candidate must be trained from the base on the group's contributions."""
+    """One group's candidate must be trained from the base on the group's contributions: its
+    members, their weights (points squared) and contributions are the stored round's."""
 
     event_type: Literal["training.requested"] = "training.requested"
     group_index: int = Field(ge=0)
     base_model_id: str
     backend: str = Field(description="The campaign's backend kind, as its spec names it.")
-    contributor_ids: list[str]
-    contributor_weights: list[float] = Field(
-        description="Each contributor's weight in the group's data (points squared)."
-    )
-    contribution_ids: list[str]
+    members: int = Field(ge=0, description="How many contributors the group has.")
 
 
 class CandidateTrained(RoundEvent):
@@ -88,4 +88,4 @@ class RoundDecided(RoundEvent):
     winner_model_id: str | None
     improved: bool
     judging_error: bool = False
-    groups: list[GroupAssignment]
+    group_sizes: list[int] = Field(description="Members per group, by group index.")

@@ -27,10 +27,6 @@ def candidate_model_id(round_id: str, group_index: int) -> str:
     return f"{round_id}:g{group_index}"
 
 
-def balance_id(campaign_id: str, contributor_id: str) -> str:
-    return f"{campaign_id}:{contributor_id}"
-
-
 def vector_artifact_ref(model_id: str) -> str:
     """A vector candidate is its own artifact: a document in the measurements collection."""
     return VECTOR_ARTIFACT_PREFIX + model_id

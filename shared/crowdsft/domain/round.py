@@ -8,6 +8,7 @@ so two processes that race on a step end with one outcome.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -92,6 +93,16 @@ class Decision(_Part):
 
 class Payment(_Part):
     awards: list[float] = Field(description="Each contributor's award, in the opening's order.")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of a round as training needs it, in the opening's member order."""
+
+    contributor_ids: list[str]
+    weights: FloatArray  # points squared: a member's pull on the group's data
+    contribution_ids: list[list[str]]  # each member's
+    positions: FloatArray | None  # each member's point, when known at opening
 
 
 class Round(BaseModel):
@@ -186,6 +197,25 @@ class Round(BaseModel):
     def members(self, group_index: int) -> IntArray:
         """Rows of the opening's crowd in one group."""
         return np.flatnonzero(np.asarray(self.opening.labels) == group_index)
+
+    def group_sizes(self) -> list[int]:
+        """Members per group, by group index."""
+        labels = np.asarray(self.opening.labels, dtype=np.int64)
+        return [int(n) for n in np.bincount(labels, minlength=self.opening.n_groups)]
+
+    def group(self, group_index: int) -> Group:
+        if not 0 <= group_index < self.opening.n_groups:
+            raise RoundStepError(f"{self.round_id} has no group {group_index}")
+        rows = self.members(group_index)
+        opening = self.opening
+        points = np.asarray(opening.points, dtype=np.float64)[rows]
+        positions = opening.positions
+        return Group(
+            contributor_ids=[opening.contributor_ids[r] for r in rows],
+            weights=points**2,
+            contribution_ids=[opening.contribution_ids[r] for r in rows],
+            positions=np.asarray(positions, dtype=np.float64)[rows] if positions else None,
+        )
 
     def group_contribution_ids(self, group_index: int) -> list[str]:
         ids = self.opening.contribution_ids
