@@ -80,3 +80,30 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
         return sum(int(ends[tp] or 0) - offset for tp, offset in committed.items())
     finally:
         await consumer.stop()
+
+
+async def record_sizes(bootstrap: str, topics: list[str], idle_s: float = 1.5) -> dict[str, int]:
+    """The largest record value (bytes) on each topic, read from the start until quiet."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    largest = dict.fromkeys(topics, 0)
+    try:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while loop.time() - last < idle_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for tp, records in batches.items():
+                size = max(len(r.value or b"") for r in records)
+                largest[tp.topic] = max(largest[tp.topic], size)
+                last = loop.time()
+    finally:
+        await consumer.stop()
+    return largest
