@@ -7,6 +7,9 @@ however often it sees the decision; the payment is one transaction that happens 
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
 import numpy as np
 import structlog
 
@@ -37,7 +40,8 @@ class ScoringHandler:
             raise LookupError(f"round {event.round_id} is not decided in the store yet")
         if decided.status is RoundStatus.DECIDED:
             now = utc_now()
-            scored = decided.pay(awards(spec, decided).tolist(), now)
+            # Off the event loop: a round of 100,000 members takes a while to pay.
+            scored = await asyncio.to_thread(with_payment, spec, decided, now)
             paid = await self._payments.pay(scored, spec.points_rule, now)
             log.info("round scored", round_id=decided.round_id, paid_now=paid)
             decided = await self._rounds.get(event.campaign_id, event.round_index) or decided
@@ -46,6 +50,10 @@ class ScoringHandler:
         await self._publish([(spec.campaign_id, awarded(spec, decided))])
         await self._rounds.mark_announced(decided.round_id, RoundStep.AWARDS)
         ROUNDS_SCORED.inc()
+
+
+def with_payment(spec: CampaignSpec, decided: Round, at: datetime) -> Round:
+    return decided.pay(awards(spec, decided).tolist(), at)
 
 
 def awarded(spec: CampaignSpec, scored: Round) -> PointsAwarded:

@@ -30,7 +30,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.settings import Settings
 from services.selection.handler import SelectionHandler
-from services.selection.screening import Screening
+from services.selection.screening import Acceptance, Screening
 
 GROUP_ID = "crowdsft-selection"
 
@@ -38,8 +38,9 @@ GROUP_ID = "crowdsft-selection"
 def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     broker, db, events = parts.broker, parts.db, parts.events
+    campaigns = CampaignStore(db)
     handler = SelectionHandler(
-        CampaignStore(db),
+        campaigns,
         RoundStore(db),
         ContributionStore(db),
         LedgerStore(db),
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     screening = Screening(
         NearCopyStore(db), ContributionStore(db), parts.publish, settings.near_copy_threshold
     )
+    acceptance = Acceptance(campaigns, screening, handler)
     options = subscriber_options(settings, GROUP_ID)
 
     @broker.subscriber(topics.ROUND_START, **options)  # type: ignore[untyped-decorator]
@@ -77,8 +79,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 first_of.setdefault(event.campaign_id, record)
                 accepted.setdefault(event.campaign_id, []).append(event)
         for campaign_id, record in sorted(first_of.items()):
-            await events.guarded(record, partial(screening.screen, accepted[campaign_id]))
-            await events.guarded(record, partial(handler.on_feedback_accepted, {campaign_id}))
+            await events.guarded(record, partial(acceptance.accept, accepted[campaign_id]))
 
     watching: list[asyncio.Task[None]] = []
 

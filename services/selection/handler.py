@@ -9,7 +9,7 @@ models are placed and judged is the campaign's backend's (`crowdsft.domain.backe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
 from datetime import datetime
 
 import structlog
@@ -28,7 +28,7 @@ from crowdsft.contracts import (
 )
 from crowdsft.domain.backends import backend_of
 from crowdsft.domain.campaign import CampaignSpec, CampaignState
-from crowdsft.domain.crowd import Contribution, CrowdSnapshot
+from crowdsft.domain.crowd import CrowdSnapshot
 from crowdsft.domain.ids import round_id
 from crowdsft.domain.lineage import candidate_entries
 from crowdsft.domain.ports import (
@@ -41,7 +41,7 @@ from crowdsft.domain.ports import (
     Publish,
     Rounds,
 )
-from crowdsft.domain.round import Opening, Round, RoundStatus, RoundStep, RoundStepError
+from crowdsft.domain.round import FloatArray, Opening, Round, RoundStatus, RoundStep, RoundStepError
 from crowdsft.domain.steps import group_crowd
 
 PRODUCER = "selection"
@@ -66,9 +66,8 @@ class SelectionHandler:
         self._measurements = measurements
         self._lineage = lineage
         self._publish = publish
-        # Per campaign: the contributions a crowd was placed from (kept, so their identity
-        # stays theirs), the spec, and the placed crowd.
-        self._crowds: dict[str, tuple[Sequence[Contribution], CampaignSpec, CrowdSnapshot]] = {}
+        # Per campaign: the crowd's version it was read at, the spec, and the placed crowd.
+        self._crowds: dict[str, tuple[int, CampaignSpec, CrowdSnapshot]] = {}
 
     # Opening a round.
 
@@ -89,17 +88,32 @@ class SelectionHandler:
         if event.round_index + 1 < spec.policy.max_rounds:
             await self.open_round(event.campaign_id, event.round_index + 1)
 
-    async def on_feedback_accepted(self, campaign_ids: set[str]) -> None:
+    async def on_feedback_accepted(self, accepted: dict[str, int]) -> None:
+        """Contributions were accepted (and screened for near-copies): each campaign's crowd
+        moved, and under the auto policy its first round may start."""
+        for campaign_id, count in sorted(accepted.items()):
+            await self.note_accepted(campaign_id, count)
+            await self.start_when_ready(campaign_id)
+
+    async def note_accepted(self, campaign_id: str, count: int) -> int:
+        """The crowd's version after this batch moved it (rounds read the crowd again)."""
+        return await self._campaigns.note_accepted(campaign_id, count)
+
+    async def start_when_ready(self, campaign_id: str) -> None:
         """Under the auto policy the first round starts once enough contributions wait."""
-        for campaign_id in sorted(campaign_ids):
-            spec = await self._campaigns.spec(campaign_id)
-            state = await self._campaigns.state(campaign_id)
-            if spec is None or state is None or spec.policy.mode != "auto":
-                continue
-            if state.next_round != 0 or state.open_round is not None:
-                continue
-            if await self._contributions.count(campaign_id) >= spec.policy.min_contributions:
-                await self.open_round(campaign_id, 0)
+        spec = await self._campaigns.spec(campaign_id)
+        state = await self._campaigns.state(campaign_id)
+        if spec is None or state is None or spec.policy.mode != "auto":
+            return
+        if state.next_round != 0 or state.open_round is not None:
+            return
+        # The accepted tally never falls short of what is stored, so the exact count (a scan
+        # of the campaign's contributions) runs only once there may be enough.
+        needed = spec.policy.min_contributions
+        if (await self._campaigns.crowd(campaign_id)).accepted < needed:
+            return
+        if await self._contributions.count(campaign_id) >= needed:
+            await self.open_round(campaign_id, 0)
 
     async def open_round(self, campaign_id: str, round_index: int) -> None:
         spec = await self._campaigns.spec(campaign_id)
@@ -129,34 +143,23 @@ class SelectionHandler:
             log.warning("no usable contributions yet", campaign_id=spec.campaign_id)
             return None
         points = await self._balances.points(spec.campaign_id, crowd.contributor_ids)
-        labels, rng_after = group_crowd(spec, points, round_index, state.rng_state)
-        new = Round(
-            round_id=round_id(spec.campaign_id, round_index),
-            campaign_id=spec.campaign_id,
-            round_index=round_index,
-            opening=Opening(
-                base_model_id=state.model_id,
-                contributor_ids=crowd.contributor_ids,
-                contribution_ids=crowd.contribution_ids,
-                positions=crowd.users.tolist() if crowd.users is not None else None,
-                points=points.tolist(),
-                labels=[int(x) for x in labels],
-                n_groups=int(labels.max()) + 1,
-                rng_state=rng_after,
-            ),
-            opened_at=utc_now(),
-        )
+        # Grouping and building a round of 100,000 members takes a while: off the event loop,
+        # so the consumers keep heartbeating.
+        new = await asyncio.to_thread(opened_round, spec, round_index, state, crowd, points)
         return await self._rounds.open(new)
 
     async def _crowd(self, spec: CampaignSpec) -> CrowdSnapshot:
-        """The campaign's crowd, placed again only when its contributions changed (the store
-        hands back the same list then): parsing 100,000 points each round took seconds."""
-        contributions = await self._contributions.of_campaign(spec.campaign_id)
+        """The campaign's crowd, read and placed again only when its version moved (each
+        accepted batch moves it, after its near-copies are flagged): reading and parsing
+        10,000 contributions took about a second, and counting them half of one."""
+        version = (await self._campaigns.crowd(spec.campaign_id)).version
         kept = self._crowds.get(spec.campaign_id)
-        if kept is not None and kept[0] is contributions and kept[1] == spec:
+        if kept is not None and kept[0] == version and kept[1] == spec:
             return kept[2]
-        crowd = backend_of(spec).placement.snapshot(spec, contributions)
-        self._crowds[spec.campaign_id] = (contributions, spec, crowd)
+        contributions = await self._contributions.of_campaign(spec.campaign_id)
+        placement = backend_of(spec).placement
+        crowd = await asyncio.to_thread(placement.snapshot, spec, contributions)
+        self._crowds[spec.campaign_id] = (version, spec, crowd)
         return crowd
 
     async def request_overdue(self, opened_before: datetime) -> int:
@@ -242,6 +245,28 @@ class SelectionHandler:
             ROUND_SECONDS.observe((decided.decided_at - decided.opened_at).total_seconds())
         log.info("round decided", campaign_id=spec.campaign_id, round_id=decided.round_id,
                  improved=decided.decision.accepted)  # fmt: skip
+
+
+def opened_round(spec: CampaignSpec, round_index: int, state: CampaignState,
+                 crowd: CrowdSnapshot, points: FloatArray) -> Round:  # fmt: skip
+    """The round selection opens: the crowd grouped by the campaign's rule and stream."""
+    labels, rng_after = group_crowd(spec, points, round_index, state.rng_state)
+    return Round(
+        round_id=round_id(spec.campaign_id, round_index),
+        campaign_id=spec.campaign_id,
+        round_index=round_index,
+        opening=Opening(
+            base_model_id=state.model_id,
+            contributor_ids=crowd.contributor_ids,
+            contribution_ids=crowd.contribution_ids,
+            positions=crowd.users.tolist() if crowd.users is not None else None,
+            points=points.tolist(),
+            labels=[int(x) for x in labels],
+            n_groups=int(labels.max()) + 1,
+            rng_state=rng_after,
+        ),
+        opened_at=utc_now(),
+    )
 
 
 def opening(spec: CampaignSpec, opened: Round) -> list[Announcement]:

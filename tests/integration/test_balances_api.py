@@ -74,8 +74,7 @@ async def test_collections_and_indexes_exist_before_anything_scores(
         assert mongo.CHUNKS in await db.list_collection_names()
         for name, keys, unique in [
             (mongo.CONTRIBUTORS, [("token_hash", 1)], True),
-            (mongo.CONTRIBUTIONS, [("contributor_id", 1), ("campaign_id", 1)], False),
-            (mongo.CONTRIBUTIONS, [("campaign_id", 1)], False),
+            (mongo.SUBMISSIONS, [("contributor_id", 1)], False),
         ]:
             indexes = (await db[name].index_information()).values()
             assert any(bool(ix.get("unique")) == unique and ix["key"] == keys

@@ -22,7 +22,7 @@ from crowdsft.contracts import TOPIC_EVENTS, FeedbackRejected
 from crowdsft.contracts.envelope import Event
 from crowdsft.contracts.topics import topic_of
 from crowdsft.domain import ledger, near_copies
-from crowdsft.domain.campaign import CampaignSpec, CampaignState, initial_state
+from crowdsft.domain.campaign import CampaignSpec, CampaignState, CrowdVersion, initial_state
 from crowdsft.domain.crowd import Contribution
 from crowdsft.domain.ids import round_id
 from crowdsft.domain.ledger import LedgerEntry
@@ -60,6 +60,7 @@ class FakeCampaigns:
         self.specs: dict[str, CampaignSpec] = {}
         self.states: dict[str, CampaignState] = {}
         self.feedback_only: set[str] = set()
+        self.crowds: dict[str, CrowdVersion] = {}
 
     def create(self, spec: CampaignSpec, measurements: FakeMeasurements,
                lineage: FakeLineage) -> None:  # fmt: skip
@@ -88,6 +89,14 @@ class FakeCampaigns:
 
     async def known(self, campaign_ids: set[str]) -> set[str]:
         return campaign_ids & (set(self.specs) | self.feedback_only)
+
+    async def note_accepted(self, campaign_id: str, accepted: int) -> int:
+        version = self.crowds.get(campaign_id, CrowdVersion(0, 0))
+        self.crowds[campaign_id] = CrowdVersion(version.version + 1, version.accepted + accepted)
+        return version.version + 1
+
+    async def crowd(self, campaign_id: str) -> CrowdVersion:
+        return self.crowds.get(campaign_id, CrowdVersion(0, 0))
 
     async def mark_open(self, campaign_id: str, round_index: int, rng_state: str) -> None:
         state = self.states[campaign_id]

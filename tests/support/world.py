@@ -78,7 +78,7 @@ class World:
 
     def consumers(self, topic: str) -> list[Handler]:
         async def accepted(event: FeedbackAccepted) -> None:
-            await self.selection.on_feedback_accepted({event.campaign_id})
+            await self.selection.on_feedback_accepted({event.campaign_id: 1})
 
         async def trained(event: TrainingRequested) -> None:
             await self.training.on_training_requested(event)

@@ -173,3 +173,32 @@ async def test_events_without_a_usable_signature_are_not_judged(
     short = accepted("alice", ORIGINAL, T0, 1).model_copy(update={"near_copy_signature": None})
     forged = accepted("bob", ORIGINAL, T0, 2).model_copy(update={"near_copy_signature": "QUJD"})
     assert await screen.screen([short, forged]) == 0 and not store.fingerprints
+
+
+async def test_with_crowd_versions_a_replica_reloads_only_after_another_moved_the_crowd(
+    screening: tuple[Screening, FakeNearCopies, FakeContributions, FakeBus],
+) -> None:
+    """A replica that left the crowd at version v trusts its fingerprints while the version
+    is still v (no scan of the stored ones); if another replica moved it, it reloads them and
+    still finds a copy of a text that replica screened."""
+    screen, store, contributions, bus = screening
+    other = Screening(store, contributions, bus, threshold=0.7)
+    original = accepted("alice", ORIGINAL, T0, 1)
+    copy = accepted("mallory", ORIGINAL + " truly", T0 + timedelta(1), 2)
+    stored(contributions, [original, copy])
+    other_text = "Something else entirely, about the weather and the trains, at length"
+    assert await screen.screen([accepted("bob", other_text, T0, 3)], 0) == 0
+    screen.left("camp", 0, 1)
+    counted = 0
+    count = store.count
+
+    async def counting(campaign_id: str) -> int:
+        nonlocal counted
+        counted += 1
+        return await count(campaign_id)
+
+    store.count = counting  # type: ignore[method-assign]
+    assert await other.screen([original], 1) == 0  # another replica, at version 1 ...
+    other.left("camp", 1, 2)  # ... moves the crowd to version 2
+    assert await screen.screen([copy], 2) == 1  # reloaded at 2: the original is known
+    assert counted == 0  # versions, not scans, decided when to reload

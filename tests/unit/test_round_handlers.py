@@ -21,6 +21,7 @@ from crowdsft.contracts import (
     topics,
 )
 from crowdsft.domain.campaign import CampaignSpec, RoundPolicy, streams
+from crowdsft.domain.crowd import Contribution
 from crowdsft.domain.ids import candidate_model_id, round_id
 from crowdsft.domain.measurement import Measurement
 from crowdsft.domain.round import RoundStatus, RoundStep, RoundStepError
@@ -292,3 +293,32 @@ async def test_a_vector_candidate_measured_anywhere_but_training_is_refused() ->
         await world.selection.on_candidate_trained(trained[-1])
     assert world.rounds.rounds[round_id("camp", 0)].status is RoundStatus.OPEN
     assert world.ledger.entries == []
+
+
+async def test_a_round_reads_the_crowd_again_only_when_accepted_feedback_moved_it() -> None:
+    """Selection keeps a campaign's placed crowd between rounds and reads the contributions
+    again only after an accepted batch moved the crowd's version, so a newcomer who arrives
+    between rounds is in the next one, and an unchanged crowd is not read at all."""
+    spec = spec_of(mode="manual", rounds=3)
+    world = world_with(spec)
+    await world.pump()
+    reads = 0
+    stored = world.contributions.of_campaign
+
+    async def counted(campaign_id: str) -> list[Contribution]:
+        nonlocal reads
+        reads += 1
+        return await stored(campaign_id)
+
+    world.contributions.of_campaign = counted  # type: ignore[method-assign]
+    for index in (0, 1):
+        await world.selection.open_round("camp", index)
+        await world.pump()
+    assert reads == 1  # the second round found the crowd's version where the first left it
+    newcomer = synthetic_crowd(N_USERS + 1, SEED + 1).users[:1]
+    world.submit_points("camp", ["zz-new"], newcomer)
+    await world.pump()
+    await world.selection.open_round("camp", 2)
+    assert reads == 2
+    third = world.rounds.rounds[round_id("camp", 2)]
+    assert "zz-new" in third.contributor_ids and len(third.contributor_ids) == N_USERS + 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from crowdsft.adapters.lineage_store import LineageStore
 from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.mongo import CAMPAIGNS, Database, Document
 from crowdsft.domain.backends import backend_of
-from crowdsft.domain.campaign import CampaignSpec, CampaignState, initial_state
+from crowdsft.domain.campaign import CampaignSpec, CampaignState, CrowdVersion, initial_state
 from crowdsft.domain.ids import root_model_id
 from crowdsft.domain.lineage import root_entry
 
@@ -74,6 +75,22 @@ class CampaignStore:
             {"$set": {"state": state.model_dump()}},
         )
         return result.modified_count == 1
+
+    async def note_accepted(self, campaign_id: str, accepted: int) -> int:
+        """New contributions were accepted (and screened): the crowd's version moves; the
+        version after this move (0 for a campaign that does not exist)."""
+        doc = await self._campaigns.find_one_and_update(
+            {"_id": campaign_id},
+            {"$inc": {"crowd.version": 1, "crowd.accepted": accepted}},
+            {"crowd": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(((doc or {}).get("crowd") or {}).get("version", 0))
+
+    async def crowd(self, campaign_id: str) -> CrowdVersion:
+        doc = await self._campaigns.find_one({"_id": campaign_id}, {"crowd": 1})
+        crowd = (doc or {}).get("crowd") or {}
+        return CrowdVersion(int(crowd.get("version", 0)), int(crowd.get("accepted", 0)))
 
     async def mark_open(self, campaign_id: str, round_index: int, rng_state: str) -> None:
         await self._campaigns.update_one(

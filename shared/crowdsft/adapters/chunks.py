@@ -14,6 +14,7 @@ about as much as a one-row insert.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from crowdsft.adapters.mongo import CHUNKS, Database, Document, insert_new
 
+LARGE_PART_ROWS = 10_000  # parts built or decoded in a thread (not on the event loop)
 CHUNK_BYTES = 256 * 1024  # well under MongoDB's 16 MB and Kafka-sized reads alike
 # Parts kept in memory per process: a crowd, a round's grouping and awards, standings.
 CACHED_PARTS = 32
@@ -137,7 +139,11 @@ class ChunkStore:
         self, owner: str, part: str, columns: ColumnsIn, session: AsyncClientSession | None = None
     ) -> str:
         """Stores the part and returns its digest; writing it again changes nothing."""
-        digest, docs = part_documents(owner, part, columns)
+        # Encoding and hashing a large part takes a while: off the event loop.
+        if _rows(columns) > LARGE_PART_ROWS:
+            digest, docs = await asyncio.to_thread(part_documents, owner, part, columns)
+        else:
+            digest, docs = part_documents(owner, part, columns)
         prefix = _prefix(owner, part, digest)
         if session is None:
             if prefix not in self._cache:  # cached only once it is stored (or was read back)
@@ -166,7 +172,9 @@ class ChunkStore:
         docs = [doc async for doc in self._chunks.find(_range(prefix), session=session)]
         if not docs:
             raise LookupError(f"part {prefix} is not in the store")
-        columns = part_columns(docs)
+        columns = (
+            await asyncio.to_thread(part_columns, docs) if len(docs) > 1 else part_columns(docs)
+        )
         self._remember(prefix, columns)
         return columns
 

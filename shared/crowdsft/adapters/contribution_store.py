@@ -13,7 +13,6 @@ Lookups happen only for the inserts that collide, so fresh data costs two bulk i
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -87,15 +86,11 @@ def _same_submission(item: Parsed, known: Document) -> bool:
     return bool(known["content_hash"] == item.content_hash and sender == item.event.contributor_id)
 
 
-CROWDS_KEPT = 4  # campaigns whose crowd a process keeps between rounds
-
-
 class ContributionStore:
     def __init__(self, db: Database) -> None:
         self._submissions = db[SUBMISSIONS]
         self._contributions = db[CONTRIBUTIONS]
         self._rejections = db[REJECTIONS]
-        self._crowds: OrderedDict[str, tuple[tuple[int, int], list[Contribution]]] = OrderedDict()
 
     async def _documents(self, collection: Any, ids: list[str], *names: str) -> list[Document]:
         fields = dict.fromkeys(names, 1)
@@ -139,28 +134,10 @@ class ContributionStore:
         return outcome
 
     async def of_campaign(self, campaign_id: str) -> list[Contribution]:
-        """What a round's crowd is made of: every stored contribution but near-copies.
-
-        Read again only when the campaign's contributions changed: contributions are never
-        deleted, so a stored one changes the count of all and a near-copy flag the count of
-        those earning (both counted before the read, so a contribution stored meanwhile only
-        makes the next round read again). Selection opens every round from this, and reading
-        and parsing 100,000 contributions took seconds each time."""
-        scope = {"campaign_id": campaign_id}
-        version = (
-            await self._contributions.count_documents(scope),
-            await self._contributions.count_documents(scope | EARNING),
-        )
-        kept = self._crowds.get(campaign_id)
-        if kept is not None and kept[0] == version:
-            self._crowds.move_to_end(campaign_id)
-            return kept[1]
-        cursor = self._contributions.find(scope | EARNING, CONTRIBUTION_FIELDS)
-        found = [_contribution(doc) async for doc in cursor]
-        self._crowds[campaign_id] = (version, found)
-        while len(self._crowds) > CROWDS_KEPT:
-            self._crowds.popitem(last=False)
-        return found
+        """What a round's crowd is made of: every stored contribution but near-copies."""
+        query = {"campaign_id": campaign_id, **EARNING}
+        cursor = self._contributions.find(query, CONTRIBUTION_FIELDS)
+        return [_contribution(doc) async for doc in cursor]
 
     async def by_ids(self, contribution_ids: list[str]) -> list[Contribution]:
         """A round's own members, as it was opened with them, flagged since or not."""

@@ -12,6 +12,7 @@ leaderboard and each contributor's ledger are read from these parts (`balance_st
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from datetime import datetime
 
@@ -100,7 +101,7 @@ class LedgerStore:
         if not await self._rounds.record_payment(scored, session):
             return False
         before = await self._standings.latest(scored.campaign_id, scored.round_index, session)
-        settled = ledger.settle(before, scored)
+        settled = await asyncio.to_thread(ledger.settle, before, scored)
         after, rid, campaign_id = settled.after, scored.round_id, scored.campaign_id
         ids = {"contributor_ids": after.contributor_ids}
         parts = {

@@ -1,55 +1,55 @@
 """Model lineage in MongoDB: one document per model, keyed by its derived model id.
 
-A candidate's data (who was in its group, and their contribution ids) grows with the crowd,
-so it is stored as two chunked parts (`crowdsft.adapters.chunks`) that the model's document
-names by digest, beside their counts; the document itself stays small at any crowd size.
+A candidate's data (who was in its group, and their contribution ids) grows with the crowd
+and is its round's group exactly, so the document names the round and group with their
+counts, and the lists are read from the stored round (`RoundStore`) when an entry is read:
+nothing is copied, and the document stays small at any crowd size. A root model has no data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crowdsft.adapters.chunks import ChunkStore
 from crowdsft.adapters.mongo import MODELS, Database, Document
+from crowdsft.adapters.round_store import RoundStore
+from crowdsft.domain.ids import round_id
 from crowdsft.domain.lineage import LineageEntry
 
-# part -> (the entry's list it holds, the document's count of it)
-LISTS = {
-    "members": ("contributor_ids", "contributors"),
-    "data": ("contribution_ids", "contributions"),
-}
+LISTS = ("contributor_ids", "contribution_ids")
 
 
 class LineageStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rounds: RoundStore | None = None) -> None:
         self._models = db[MODELS]
-        self._chunks = ChunkStore(db)
+        self._rounds = rounds or RoundStore(db)
 
-    async def _document(self, entry: LineageEntry) -> Document:
-        doc = entry.model_dump(exclude={"model_id", *(field for field, _ in LISTS.values())})
-        parts = {}
-        for part, (field, count) in LISTS.items():
-            values = getattr(entry, field)
-            parts[part] = await self._chunks.write(entry.model_id, part, {field: values})
-            doc[count] = len(values)
-        return doc | {"parts": parts}
+    @staticmethod
+    def _document(entry: LineageEntry) -> Document:
+        doc = entry.model_dump(exclude={"model_id", *LISTS})
+        return doc | {"contributors": len(entry.contributor_ids),
+                      "contributions": len(entry.contribution_ids)}  # fmt: skip
 
     async def _entry(self, doc: Document) -> LineageEntry:
         fields = {k: v for k, v in doc.items() if k in LineageEntry.model_fields}
-        for part, digest in (doc.get("parts") or {}).items():
-            field, _ = LISTS[part]
-            fields[field] = list((await self._chunks.read(doc["_id"], part, digest))[field])
+        index, group = doc.get("round_index"), doc.get("group_index")
+        if index is not None and group is not None and "contributor_ids" not in doc:
+            played = await self._rounds.by_id(round_id(doc["campaign_id"], index))
+            if played is None:
+                raise LookupError(f"model {doc['_id']}'s round is not in the store")
+            members = played.group(group)
+            fields["contributor_ids"] = members.contributor_ids
+            fields["contribution_ids"] = [c for ids in members.contribution_ids for c in ids]
         return LineageEntry.model_validate(fields | {"model_id": doc["_id"]})
 
     async def record(self, entries: Sequence[LineageEntry]) -> None:
         """Idempotent: a replayed decision writes the same entries again."""
         for entry in entries:
-            doc = await self._document(entry)
+            doc = self._document(entry)
             await self._models.update_one({"_id": entry.model_id}, {"$set": doc}, upsert=True)
 
     async def add_root(self, entry: LineageEntry) -> None:
         """A campaign's starting model; never overwritten by a second creation."""
-        doc = await self._document(entry)
+        doc = self._document(entry)
         await self._models.update_one({"_id": entry.model_id}, {"$setOnInsert": doc}, upsert=True)
 
     async def ancestry(self, model_id: str) -> list[LineageEntry]:

@@ -14,7 +14,9 @@ points going in and their groups, where training placed them, and their awards. 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -103,12 +105,12 @@ def parts_of(round_: Round) -> list[str]:
     return parts
 
 
-def round_of(doc: Document, parts: dict[str, Columns]) -> Round:
-    """The round from its document and its parts' columns. Built without validation: what
-    was stored was validated when the round was made."""
-    head, crowd, grouping = doc["opening"], parts[CROWD], parts[GROUPING]
+def opening_of(head: Document, parts: dict[str, Columns]) -> Opening:
+    """The round's opening from its document's summary and its crowd and grouping parts.
+    Built without validation: what was stored was validated when the round was made."""
+    crowd, grouping = parts[CROWD], parts[GROUPING]
     positions = crowd.get("positions")
-    opening = Opening.model_construct(
+    return Opening.model_construct(
         base_model_id=head["base_model_id"],
         contributor_ids=list(crowd["contributor_ids"]),
         contribution_ids=list(crowd["contribution_ids"]),
@@ -118,6 +120,12 @@ def round_of(doc: Document, parts: dict[str, Columns]) -> Round:
         n_groups=head["n_groups"],
         rng_state=head["rng_state"],
     )
+
+
+def round_of(doc: Document, parts: dict[str, Columns], opening: Opening | None = None) -> Round:
+    """The round from its document and its parts' columns (and its opening, if built
+    already: it never changes once the round is open)."""
+    opening = opening or opening_of(doc["opening"], parts)
     decision = None
     if doc.get("decision"):
         placed = parts.get(POSITIONS)
@@ -157,10 +165,16 @@ def owner_of(round_: Round | Document, part: str) -> str:
     return campaign_id if part in CAMPAIGN_OWNED else rid
 
 
+OPENINGS_KEPT = 16
+
+
 class RoundStore:
     def __init__(self, db: Database, chunks: ChunkStore | None = None) -> None:
         self._rounds = db[ROUNDS]
         self._chunks = chunks or ChunkStore(db)
+        # A round is read at every step, and its opening (lists of every member's ids,
+        # points and position) took most of the time to rebuild at 10,000 members.
+        self._openings: OrderedDict[tuple[Any, ...], Opening] = OrderedDict()
 
     async def _round(self, doc: Document, session: AsyncClientSession | None = None) -> Round:
         named = doc.get("parts") or {}
@@ -169,7 +183,16 @@ class RoundStore:
             for part in ROUND_PARTS
             if part in named
         }
-        return round_of(doc, parts)
+        head = doc["opening"]
+        key = (named.get(CROWD), named.get(GROUPING), head["base_model_id"], head["n_groups"],
+               head["rng_state"])  # fmt: skip
+        opening = self._openings.get(key)
+        if opening is None:  # lists of every member: built off the event loop
+            opening = self._openings[key] = await asyncio.to_thread(opening_of, head, parts)
+            while len(self._openings) > OPENINGS_KEPT:
+                self._openings.popitem(last=False)
+        self._openings.move_to_end(key)
+        return round_of(doc, parts, opening)
 
     async def _write(self, round_: Round, part: str,
                      session: AsyncClientSession | None = None) -> str:  # fmt: skip

@@ -7,6 +7,7 @@ could not run is refused when it is created, not in the middle of a round.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -54,6 +55,15 @@ class _RegisteredBackends:
 
 
 AnyBackendSpec = Annotated[SerializeAsAny[BackendSpec], _RegisteredBackends]
+
+
+@dataclass(frozen=True)
+class CrowdVersion:
+    """How often a campaign's crowd changed, and how many contributions it was told were
+    accepted (replays count again: an upper bound, never less than what is stored)."""
+
+    version: int
+    accepted: int
 
 
 class RoundPolicy(BaseModel):

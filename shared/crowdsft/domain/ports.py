@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from crowdsft.contracts.envelope import Event
 from crowdsft.contracts.feedback import FeedbackRejected
-from crowdsft.domain.campaign import CampaignSpec, CampaignState
+from crowdsft.domain.campaign import CampaignSpec, CampaignState, CrowdVersion
 from crowdsft.domain.crowd import Contribution
 from crowdsft.domain.lineage import LineageEntry
 from crowdsft.domain.measurement import Measurement
@@ -42,6 +42,12 @@ class Campaigns(Protocol):
     async def known(self, campaign_ids: set[str]) -> set[str]: ...
 
     async def mark_open(self, campaign_id: str, round_index: int, rng_state: str) -> None: ...
+
+    async def note_accepted(self, campaign_id: str, accepted: int) -> int:
+        """Contributions were accepted and screened: the crowd's version moves; the new one."""
+        ...
+
+    async def crowd(self, campaign_id: str) -> CrowdVersion: ...
 
     async def advance(self, campaign_id: str, expected_round: int, state: CampaignState) -> bool:
         """Compare-and-set on the round counter: a replayed step cannot move state twice."""

@@ -23,7 +23,7 @@ from crowdsft.engine.shapley.large import (
     size_strata_shapley,
     subsets,
 )
-from services.shapley.handler import LARGE_CROWD, method_for
+from services.shapley.handler import LARGE_CROWD, LARGE_CROWD_OTHERWISE, method_for
 
 
 def game(n: int, evaluation: str, seed: int = 0) -> CentroidGame:
@@ -110,5 +110,7 @@ def test_estimate_by_name_is_exact_for_dot_and_small_crowds() -> None:
 
 
 def test_the_shapley_service_switches_estimator_for_large_crowds() -> None:
-    assert method_for(LARGE_CROWD - 1) == "stratified"
-    assert method_for(LARGE_CROWD) == "size_strata"
+    for evaluation, large in [*LARGE_CROWD.items(), ("l1", LARGE_CROWD_OTHERWISE)]:
+        assert method_for(large - 1, evaluation) == "stratified"
+        assert method_for(large, evaluation) == "size_strata"
+    assert max(LARGE_CROWD.values()) < LARGE_CROWD_OTHERWISE
