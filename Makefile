@@ -48,7 +48,12 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)  ## results in bench/results/
+	@# The gateway's load comes from wrk (Debian's package), as a second process on loopback.
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; }
 	$(PY) bench/intake.py
+	$(PY) bench/gateway.py
+	$(PY) bench/scale.py
 	$(PY) bench/rounds.py
 	$(PY) bench/shapley.py
 	$(PY) bench/sybil.py

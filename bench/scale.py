@@ -181,7 +181,7 @@ def main() -> None:
         print(json.dumps(runs[n], indent=2), flush=True)
     result = {
         "setting": "vector backend, one contribution per contributor, 4 groups, rank points, "
-        "random grouping, l2; Shapley every round (size_strata from 2,000 contributors); "
+        "random grouping, l2; Shapley every round (size_strata above 500 contributors for l2); "
         f"CROWDSFT_KAFKA_FETCH_MAX_WAIT_MS={FETCH_WAIT_MS}",
         "runs": [runs[n] for n in sorted(runs)],
         "targets": {"10000_rounds_per_second": 1.0, "100000_largest_bytes": LIMIT_BYTES},

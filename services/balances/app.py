@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with mongo.opened(settings, settings.http_store_timeout_ms) as db:
             app.state.db = db
             app.state.anonymous_limiter = anonymous_limiter(settings)
-            app.state.contributors = ContributorStore(db)
+            app.state.contributors = ContributorStore(db, settings.http_token_cache_s)
             app.state.balances = BalanceStore(db)
             app.state.campaigns = CampaignReads(db)
             app.state.operator_token_sha256 = settings.gateway_operator_token_sha256

@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             await wait_for_broker(settings)
             app.state.db = db
             state["models"] = app.state.models = ServedModels(db, settings)
-            app.state.contributors = ContributorStore(db)
+            app.state.contributors = ContributorStore(db, settings.http_token_cache_s)
             app.state.anonymous_limiter = anonymous_limiter(settings)
             app.state.operator_token_sha256 = settings.gateway_operator_token_sha256
             batcher.start()

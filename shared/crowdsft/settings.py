@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     # Shared: every replica counts in MongoDB, so the limit holds however many there are
     # (one store round trip per submission); off: each replica keeps its own buckets.
     gateway_rate_limit_shared: bool = True
+    # How often a replica adds its shared counts to the store and reads the totals back (one
+    # bulk write per interval, not a round trip per request); replicas together may admit up
+    # to what they receive in one interval past a window's burst. 0: a round trip each.
+    gateway_rate_limit_sync_ms: int = Field(100, ge=0)
+    gateway_workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    # A bearer token found in the store is trusted this long without asking again, so a
+    # request costs no round trip; a rotated token stops working within it. 0: ask each time.
+    http_token_cache_s: float = Field(30.0, ge=0)
+    # One log line per HTTP request (uvicorn's access log): off by default, since /metrics
+    # counts and times every request by route and status, and lines cost the gateway ~9%.
+    http_access_log: bool = False
     # Requests without a valid token, limited per client address: guessing tokens is slow.
     anonymous_rate_limit_per_minute: int = Field(30, ge=1)
     anonymous_rate_limit_burst: int = Field(10, ge=1)

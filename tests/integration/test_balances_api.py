@@ -34,12 +34,16 @@ CONTRIBUTIONS = [("c1", "alice"), ("c1", "alice"), ("c2", "alice"), ("c1", "dave
 async def tokens(db: mongo.Database) -> dict[str, str]:
     for campaign_id, index, awards, minutes in PAID:
         await pay_round(db, campaign_id, index, awards, T0 + timedelta(minutes=minutes))
-    await db[mongo.CONTRIBUTIONS].insert_many(
-        [
-            {"_id": str(uuid.uuid4()), "campaign_id": c, "contributor_id": who, "content_hash": h}
-            for h, (c, who) in enumerate(CONTRIBUTIONS)
-        ]
-    )
+    # As intake stores them: the contribution keyed by content hash, its submission by event id.
+    hashes = [f"hash-{uuid.uuid4().hex}" for _ in CONTRIBUTIONS]
+    await db[mongo.CONTRIBUTIONS].insert_many([
+        {"_id": h, "campaign_id": c, "contributor_id": who}
+        for h, (c, who) in zip(hashes, CONTRIBUTIONS, strict=True)
+    ])  # fmt: skip
+    await db[mongo.SUBMISSIONS].insert_many([
+        {"_id": str(uuid.uuid4()), "content_hash": h, "contributor_id": who}
+        for h, (_, who) in zip(hashes, CONTRIBUTIONS, strict=True)
+    ])  # fmt: skip
     store = ContributorStore(db)
     return {name: (await store.register(name))[1] for name in ("alice", "bob", "erin")}
 

@@ -74,3 +74,14 @@ def test_windows_allow_a_burst_per_window_and_say_when_the_next_opens() -> None:
     assert windows.at(1_010.0).index == 101
     with pytest.raises(ValueError):
         Windows(per_minute=0, burst=1)
+
+
+def test_keys_survive_their_field_name_form() -> None:
+    """Shared counts keep one field per key: dots and dollars would be paths and operators."""
+    from crowdsft.adapters.rate_limit_store import _escaped, _unescaped
+
+    keys = ["ann", "a.b.c", "$set", "50%2E", "x%y.$z", "user@example.org"]
+    fields = [_escaped(key) for key in keys]
+    assert not any("." in f or "$" in f for f in fields)
+    assert [_unescaped(f) for f in fields] == keys
+    assert len(set(fields)) == len(keys)

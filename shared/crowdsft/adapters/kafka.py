@@ -25,7 +25,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from crowdsft.adapters.consuming import header_tolerant_parser, raw_decoder
 from crowdsft.adapters.metrics import PUBLISH_FAILURES, prometheus_middleware
-from crowdsft.adapters.tracing import telemetry_middleware
+from crowdsft.adapters.tracing import telemetry_middlewares
 from crowdsft.contracts.topics import TOPIC_EVENTS, topic_of
 from crowdsft.domain.ports import Announcement, Publish
 from crowdsft.settings import Settings
@@ -49,8 +49,8 @@ def security(settings: Settings) -> BaseSecurity | None:
 
 
 def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBroker:
-    """Every broker is traced (context in Kafka headers) and counted (FastStream's message
-    metrics, labelled with the client id less its `crowdsft-` prefix)."""
+    """Every broker is counted (FastStream's message metrics, labelled with the client id less
+    its `crowdsft-` prefix) and, where the process traces, traced (context in Kafka headers)."""
     service = client_id.removeprefix("crowdsft-")
     return KafkaBroker(
         settings.kafka_bootstrap,
@@ -60,7 +60,7 @@ def make_broker(settings: Settings, client_id: str, **options: Any) -> KafkaBrok
         linger_ms=5,
         # Through the process's logging (crowdsft.logs), not FastStream's own handler.
         logger=logging.getLogger("crowdsft.broker"),
-        middlewares=(telemetry_middleware(), prometheus_middleware(service)),
+        middlewares=(*telemetry_middlewares(settings), prometheus_middleware(service)),
         **options,
     )
 

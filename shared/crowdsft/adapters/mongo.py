@@ -35,6 +35,7 @@ ARTIFACTS = "artifacts"
 SHAPLEY = "shapley"
 FINGERPRINTS = "fingerprints"
 RATE_LIMITS = "rate_limits"
+RATE_LIMIT_SHARES = "rate_limit_shares"  # one per gateway replica and window (synced counts)
 DEAD_LETTERS = "dead_letters"
 CHUNKS = "chunks"
 
@@ -65,6 +66,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     # Keyed by contribution id; read back a campaign at a time.
     FINGERPRINTS: [IndexModel([("campaign_id", ASCENDING)], name="by_campaign")],
     RATE_LIMITS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl")],
+    RATE_LIMIT_SHARES: [
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl"),
+        IndexModel([("window", ASCENDING)], name="by_window"),
+    ],
     # Keyed by the dead letter's event id; counted by reason, listed per campaign.
     DEAD_LETTERS: [
         IndexModel(

@@ -62,11 +62,13 @@ def rotate_token(
         str, typer.Option("--id", help="Contributor id.", callback=_valid_id)
     ],
 ) -> None:
-    """Issue a new API token (printed this once only); the old one stops working at once."""
+    """Issue a new API token (printed this once only); the old one stops working within the
+    services' token cache time (`http_token_cache_s`, 30 s by default)."""
     token = on_store(lambda db: ContributorStore(db).rotate_token(contributor_id))
     if token is None:
         typer.echo(f"error: no contributor {contributor_id}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"contributor {contributor_id}: new token issued; the old one no longer works",
+    typer.echo(f"contributor {contributor_id}: new token issued; the old one no longer works "
+               "(services that cache tokens refuse it within http_token_cache_s)",
                err=True)  # fmt: skip
     typer.echo(token)
