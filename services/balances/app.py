@@ -120,6 +120,7 @@ class Rounds(BaseModel):
 
 class Lineage(BaseModel):
     campaign_id: str
+    offset: int = 0
     models: list[ModelEntry]
 
 
@@ -307,11 +308,17 @@ def create_app(settings: Settings) -> FastAPI:
         return found
 
     @app.get("/v1/campaigns/{campaign_id}/lineage", responses=unknown_campaign)
-    async def lineage(request: Request, campaign_id: CampaignId) -> Lineage:
-        """Public: every model, from the base through each round's candidates, with parents."""
+    async def lineage(
+        request: Request,
+        campaign_id: CampaignId,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> Lineage:
+        """Public: the models, from the base through each round's candidates by group, with
+        parents and each candidate's group; paged, `limit` after skipping `offset`."""
         await known_campaign(request, campaign_id)
-        found = await campaigns(request).lineage(campaign_id)
-        return Lineage(campaign_id=campaign_id, models=found)
+        found = await campaigns(request).lineage(campaign_id, limit, offset)
+        return Lineage(campaign_id=campaign_id, offset=offset, models=found)
 
     @app.get("/v1/campaigns/{campaign_id}/samples", responses=unknown_campaign)
     async def samples(request: Request, campaign_id: CampaignId) -> Samples:

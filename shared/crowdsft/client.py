@@ -116,9 +116,8 @@ class CampaignsClient(_Client):
         return list(_checked(found)["rounds"])
 
     async def lineage(self, campaign_id: str) -> list[dict[str, Any]]:
-        return list(
-            _checked(await self._http.get(f"/v1/campaigns/{campaign_id}/lineage"))["models"]
-        )
+        found = await self._http.get(f"/v1/campaigns/{campaign_id}/lineage", params={"limit": 1000})
+        return list(_checked(found)["models"])
 
     async def shapley(self, campaign_id: str) -> dict[str, Any] | None:
         """None until the campaign's first Shapley values are in."""

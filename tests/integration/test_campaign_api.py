@@ -282,6 +282,11 @@ async def test_lineage_from_base_through_candidates(client: httpx.AsyncClient) -
     assert all("vector" not in m for m in models)
     idle = await get_json(client, "/v1/campaigns/idle/lineage")
     assert [m["model_id"] for m in idle["models"]] == ["idle:base"]
+    # Paged: the same order, a page at a time.
+    page = await get_json(client, "/v1/campaigns/cmp/lineage?offset=2&limit=2")
+    assert page["offset"] == 2 and page["models"] == models[2:4]
+    assert (await get_json(client, "/v1/campaigns/cmp/lineage?offset=5"))["models"] == []
+    assert (await client.get("/v1/campaigns/cmp/lineage?limit=1001")).status_code == 422
 
 
 async def test_shapley_values_and_fairness_history(client: httpx.AsyncClient) -> None:

@@ -262,9 +262,11 @@ class CampaignReads:
         found = await self._rounds.get(campaign_id, round_index)
         return round_members(found, offset, limit) if found is not None else None
 
-    async def lineage(self, campaign_id: str) -> list[ModelEntry]:
-        """The base model first, then each round's candidates by group."""
-        return [model_entry(entry) for entry in await self._lineage.of_campaign(campaign_id)]
+    async def lineage(self, campaign_id: str, limit: int, offset: int = 0) -> list[ModelEntry]:
+        """The base model first, then each round's candidates by group; `limit` models after
+        skipping `offset`."""
+        found = await self._lineage.of_campaign(campaign_id, limit, offset)
+        return [model_entry(entry) for entry in found]
 
     async def shapley(
         self,

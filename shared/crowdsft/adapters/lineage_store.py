@@ -63,11 +63,16 @@ class LineageStore:
             current = chain[-1].parent_model_id
         return chain[::-1]
 
-    async def of_campaign(self, campaign_id: str) -> list[LineageEntry]:
-        """The base model first, then each round's candidates by group."""
-        found = self._models.find({"campaign_id": campaign_id})
-        entries = [await self._entry(doc) async for doc in found]
-        return sorted(entries, key=lambda e: (_or(e.round_index), _or(e.group_index)))
+    async def of_campaign(
+        self, campaign_id: str, limit: int | None = None, offset: int = 0
+    ) -> list[LineageEntry]:
+        """The base model first, then each round's candidates by group; `limit` after skipping
+        `offset`. The documents are small, so they are all read and ordered here; only the
+        page's candidates read their groups from their rounds."""
+        docs = [doc async for doc in self._models.find({"campaign_id": campaign_id})]
+        docs.sort(key=lambda d: (_or(d.get("round_index")), _or(d.get("group_index"))))
+        page = docs[offset:] if limit is None else docs[offset : offset + limit]
+        return [await self._entry(doc) for doc in page]
 
 
 def _or(value: int | None) -> int:
