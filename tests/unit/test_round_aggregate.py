@@ -94,7 +94,7 @@ def test_steps_in_order_add_their_parts() -> None:
     assert scored.status is RoundStatus.SCORED
     np.testing.assert_array_equal(scored.points_after(), [1.0, 4.5, 2.0])
     assert scored.group_contribution_ids(0) == ["a1", "c1"]
-    assert [g.contributor_ids for g in scored.groups()] == [["a", "c"], ["b"]]
+    assert [scored.group(g).contributor_ids for g in (0, 1)] == [["a", "c"], ["b"]]
     assert round_.status is RoundStatus.OPEN, "steps return a new round; the old one stays"
 
 

@@ -206,10 +206,6 @@ class RoundStore:
         doc = await self._rounds.find_one({"_id": rid})
         return await self._round(doc) if doc is not None else None
 
-    async def head(self, campaign_id: str, round_index: int) -> Document | None:
-        """The round's document alone (sizes, candidates, outcome): no member is read."""
-        return await self._rounds.find_one({"_id": round_id(campaign_id, round_index)})
-
     async def _stored(self, rid: str, session: AsyncClientSession | None = None) -> Round:
         doc = await self._rounds.find_one({"_id": rid}, session=session)
         if doc is None:

@@ -14,7 +14,6 @@ from crowdsft.contracts.rewards import PointsAwarded, ShapleyComputed, ShapleyVa
 from crowdsft.contracts.rounds import (
     CandidateEvaluated,
     CandidateTrained,
-    GroupAssignment,
     RoundDecided,
     RoundOpened,
     StartRound,
@@ -32,7 +31,6 @@ __all__ = [
     "FeedbackDeadLettered",
     "FeedbackRejected",
     "FeedbackSubmitted",
-    "GroupAssignment",
     "OriginalCopy",
     "PointsAwarded",
     "RejectionReason",

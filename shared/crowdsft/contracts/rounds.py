@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from crowdsft.contracts.envelope import CampaignEvent, RoundEvent, derive_event_id
-
-
-class GroupAssignment(BaseModel):
-    """Who was in one group of a round (the read API's round members, not an event field)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    group_index: int = Field(ge=0)
-    contributor_ids: list[str]
 
 
 class StartRound(CampaignEvent):

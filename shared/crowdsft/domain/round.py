@@ -16,7 +16,6 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from crowdsft.contracts import GroupAssignment
 from crowdsft.domain.ids import candidate_model_id
 
 FloatArray = NDArray[np.float64]
@@ -191,9 +190,6 @@ class Round(BaseModel):
     def announced_step(self, step: RoundStep) -> bool:
         return step in self.announced
 
-    def groups(self) -> list[GroupAssignment]:
-        return group_assignments(self.opening.contributor_ids, self.opening.labels)
-
     def members(self, group_index: int) -> IntArray:
         """Rows of the opening's crowd in one group."""
         return np.flatnonzero(np.asarray(self.opening.labels) == group_index)
@@ -246,11 +242,3 @@ class Round(BaseModel):
         if self.decision is None:
             return None
         return self.decision.winner_model_id or self.opening.base_model_id
-
-
-def group_assignments(contributor_ids: list[str], labels: list[int]) -> list[GroupAssignment]:
-    """Who was in which group, from a round's contributor order and labels."""
-    members: dict[int, list[str]] = {}
-    for contributor_id, label in zip(contributor_ids, labels, strict=True):
-        members.setdefault(int(label), []).append(contributor_id)
-    return [GroupAssignment(group_index=g, contributor_ids=members[g]) for g in sorted(members)]
