@@ -42,7 +42,7 @@ class ScoringHandler:
             now = utc_now()
             # Off the event loop: a round of 100,000 members takes a while to pay.
             scored = await asyncio.to_thread(with_payment, spec, decided, now)
-            paid = await self._payments.pay(scored, spec.points_rule, now)
+            paid = await self._payments.pay(scored, spec.points_rule)
             log.info("round scored", round_id=decided.round_id, paid_now=paid)
             decided = await self._rounds.get(event.campaign_id, event.round_index) or decided
         if decided.announced_step(RoundStep.AWARDS):

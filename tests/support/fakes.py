@@ -169,10 +169,11 @@ class FakeLedger:
     async def points(self, campaign_id: str, contributor_ids: list[str]) -> NDArray[np.float64]:
         return self.standings.get(campaign_id, ledger.Standing.empty()).going_in(contributor_ids)
 
-    async def pay(self, scored: Round, rule: str, at: datetime) -> bool:
+    async def pay(self, scored: Round, rule: str) -> bool:
         if self._rounds.rounds[scored.round_id].status is not RoundStatus.DECIDED:
             return False
         assert scored.payment is not None and scored.decision is not None
+        assert scored.scored_at is not None
         before = self.standings.get(scored.campaign_id, ledger.Standing.empty())
         settled = ledger.settle(before, scored)
         keys = {(e.campaign_id, e.round_id, e.contributor_id, e.rule) for e in self.entries}
@@ -181,7 +182,7 @@ class FakeLedger:
                 campaign_id=scored.campaign_id, round_id=scored.round_id,
                 round_index=scored.round_index, rule=rule, accepted=scored.decision.accepted,
                 award=scored.payment.awards[row], newcomer=bool(settled.newcomers[row]),
-                recorded_at=at,
+                recorded_at=scored.scored_at,
             )  # fmt: skip
             for entry in ledger.entries(contributor_id, paid):
                 key = (entry.campaign_id, entry.round_id, entry.contributor_id, entry.rule)

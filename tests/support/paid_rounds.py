@@ -68,7 +68,7 @@ async def pay_round(
     await rounds.open(opened)
     decided = await rounds.decide(opened.decide(decision, at))
     scored = decided.pay(list(awards.values()), at)
-    assert await LedgerStore(db).pay(scored, rule, at)
+    assert await LedgerStore(db).pay(scored, rule)
     return scored
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,7 +92,7 @@ class LedgerStore:
     async def points(self, campaign_id: str, contributor_ids: list[str]) -> FloatArray:
         return (await self._standings.latest(campaign_id)).going_in(contributor_ids)
 
-    async def pay(self, scored: Round, rule: str, at: datetime) -> bool:
+    async def pay(self, scored: Round, rule: str) -> bool:
         async with self._db.client.start_session() as session:
             return await session.with_transaction(lambda s: self._pay(s, scored, rule))
 

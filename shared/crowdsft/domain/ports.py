@@ -79,9 +79,10 @@ class Rounds(Protocol):
 
 
 class Payments(Protocol):
-    async def pay(self, scored: Round, rule: str, at: datetime) -> bool:
-        """decided -> scored with its ledger entries and balance moves, all or nothing; False
-        when the round had been paid before."""
+    async def pay(self, scored: Round, rule: str) -> bool:
+        """decided -> scored with its awards and the campaign's standing after it, all or
+        nothing (the ledger's time is the round's `scored_at`); False when the round had been
+        paid before."""
         ...
 
 
