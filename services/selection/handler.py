@@ -88,17 +88,6 @@ class SelectionHandler:
         if event.round_index + 1 < spec.policy.max_rounds:
             await self.open_round(event.campaign_id, event.round_index + 1)
 
-    async def on_feedback_accepted(self, accepted: dict[str, int]) -> None:
-        """Contributions were accepted (and screened for near-copies): each campaign's crowd
-        moved, and under the auto policy its first round may start."""
-        for campaign_id, count in sorted(accepted.items()):
-            await self.note_accepted(campaign_id, count)
-            await self.start_when_ready(campaign_id)
-
-    async def note_accepted(self, campaign_id: str, count: int) -> int:
-        """The crowd's version after this batch moved it (rounds read the crowd again)."""
-        return await self._campaigns.note_accepted(campaign_id, count)
-
     async def start_when_ready(self, campaign_id: str) -> None:
         """Under the auto policy the first round starts once enough contributions wait."""
         spec = await self._campaigns.spec(campaign_id)

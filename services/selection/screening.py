@@ -114,9 +114,7 @@ class Screening:
             self._versions.pop(campaign_id, None)
 
 
-class AcceptingHandler(Protocol):
-    async def note_accepted(self, campaign_id: str, count: int) -> int: ...
-
+class RoundStarter(Protocol):
     async def start_when_ready(self, campaign_id: str) -> None: ...
 
 
@@ -127,7 +125,7 @@ class Acceptance:
     started if the auto policy says so."""
 
     def __init__(self, campaigns: Campaigns, screening: Screening,
-                 handler: AcceptingHandler) -> None:  # fmt: skip
+                 handler: RoundStarter) -> None:  # fmt: skip
         self._campaigns = campaigns
         self._screening = screening
         self._handler = handler
@@ -136,6 +134,6 @@ class Acceptance:
         campaign_id = batch[0].campaign_id
         before = (await self._campaigns.crowd(campaign_id)).version
         await self._screening.screen(batch, before)
-        after = await self._handler.note_accepted(campaign_id, len(batch))
+        after = await self._campaigns.note_accepted(campaign_id, len(batch))
         self._screening.left(campaign_id, before, after)
         await self._handler.start_when_ready(campaign_id)

@@ -78,7 +78,9 @@ class World:
 
     def consumers(self, topic: str) -> list[Handler]:
         async def accepted(event: FeedbackAccepted) -> None:
-            await self.selection.on_feedback_accepted({event.campaign_id: 1})
+            # As selection's Acceptance does, without near-copy screening.
+            await self.campaigns.note_accepted(event.campaign_id, 1)
+            await self.selection.start_when_ready(event.campaign_id)
 
         async def trained(event: TrainingRequested) -> None:
             await self.training.on_training_requested(event)
