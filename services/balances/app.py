@@ -125,6 +125,8 @@ class Lineage(BaseModel):
 
 
 MAX_OFFSET = 1_000_000_000  # far past any campaign's rounds, and inside what a store can skip
+PageLimit = Annotated[int, Query(ge=1, le=1000)]  # items per page, for most listings
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]  # items skipped before the page
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -196,7 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def leaderboard(
         request: Request,
         campaign: CampaignFilter = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+        limit: PageLimit = 10,
     ) -> Leaderboard:
         """Public: top contributors by points, ties share a rank and are ordered by id."""
         standings = await balances(request).leaderboard(campaign, limit)
@@ -215,7 +217,7 @@ def create_app(settings: Settings) -> FastAPI:
         contributor_id: ContributorId,
         caller: CurrentContributor,
         campaign: CampaignFilter = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: PageLimit = 100,
     ) -> Ledger:
         """Newest first; only the contributor's own token may read it."""
         require_self(caller, contributor_id)
@@ -241,7 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request,
         contributor_id: ContributorId,
         caller: CurrentContributor,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: PageLimit = 100,
     ) -> Submissions:
         """Newest first, each stored, flagged as a near-copy, or rejected with its reason."""
         require_self(caller, contributor_id)
@@ -260,9 +262,7 @@ def create_app(settings: Settings) -> FastAPI:
     unknown_campaign: dict[int | str, dict[str, Any]] = {404: {"description": "No such campaign."}}
 
     @app.get("/v1/campaigns")
-    async def campaign_list(
-        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> CampaignList:
+    async def campaign_list(request: Request, limit: PageLimit = 100) -> CampaignList:
         """Public: campaigns, newest first, with their specs and where their rounds stand."""
         return CampaignList(campaigns=await campaigns(request).listed(limit))
 
@@ -278,8 +278,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def rounds(
         request: Request,
         campaign_id: CampaignId,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        limit: PageLimit = 100,
+        offset: Offset = 0,
     ) -> Rounds:
         """Public: rounds oldest first, with their group sizes and, once decided, the outcome
         (who was in each group: the round's members)."""
@@ -298,7 +298,7 @@ def create_app(settings: Settings) -> FastAPI:
         campaign_id: CampaignId,
         round_index: Annotated[int, Path(ge=0, le=MAX_OFFSET)],
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        offset: Offset = 0,
     ) -> RoundMembers:
         """Public: a round's members in its own order, with their group, points going in
         and contributions, paged (a round may hold 100,000)."""
@@ -311,8 +311,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lineage(
         request: Request,
         campaign_id: CampaignId,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        limit: PageLimit = 100,
+        offset: Offset = 0,
     ) -> Lineage:
         """Public: the models, from the base through each round's candidates by group, with
         parents and each candidate's group; paged, `limit` after skipping `offset`."""
@@ -339,7 +339,7 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request,
         campaign_id: CampaignId,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        offset: Offset = 0,
         contributor: ShapleyFilter = None,
     ) -> ShapleySummary:
         """Public: the latest Shapley values (a page of them in crowd order, or the named
