@@ -4,6 +4,9 @@ trained again, whichever backend made it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
 import structlog
 
 from crowdsft.adapters.metrics import TRAINING_SECONDS
@@ -46,6 +49,16 @@ class TrainingHandler:
         await self._publish([(request.campaign_id, event)])
         log.info("candidate trained", round_id=request.round_id, group=request.group_index)
 
+    async def prepare(self, campaign_id: str) -> None:
+        """The campaign's first round's fixed work, done by its backend's trainer ahead."""
+        spec = await self._campaigns.spec(campaign_id)
+        if spec is None:
+            return  # a feedback-only campaign, or one not created yet: nothing will train
+        trainer = self._trainers.get(spec.backend.kind)
+        if trainer is not None:
+            await trainer.prepare(spec)
+            log.info("campaign prepared", campaign_id=campaign_id, backend=spec.backend.kind)
+
     async def _measured(self, request: TrainingRequested) -> Measurement:
         model_id = candidate_model_id(request.round_id, request.group_index)
         done = await self._measurements.get([model_id])
@@ -64,3 +77,40 @@ class TrainingHandler:
         with TRAINING_SECONDS.labels(spec.backend.kind).time():
             trained = await trainer.train(spec, request)
         return await self._measurements.put(trained)
+
+
+class Preparations:
+    """Each campaign whose crowd has started submitting is prepared once per process, in the
+    background: the consumer that noticed it never waits, and a failed preparation costs only
+    time (its first round does that work) until a later submission tries again."""
+
+    def __init__(self, prepare: Callable[[str], Awaitable[None]]) -> None:
+        self._prepare = prepare
+        self._started: set[str] = set()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(self, campaign_ids: Iterable[str]) -> None:
+        for campaign_id in campaign_ids:
+            if campaign_id not in self._started:
+                self._started.add(campaign_id)
+                task = asyncio.create_task(self._run(campaign_id))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _run(self, campaign_id: str) -> None:
+        try:
+            await self._prepare(campaign_id)
+        except Exception as exc:
+            self._started.discard(campaign_id)
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("campaign not prepared; its first round will do the work",
+                        campaign_id=campaign_id, error=error)  # fmt: skip
+
+    async def wait(self) -> None:
+        """Until every preparation started so far has ended (tests and shutdown)."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def cancel(self) -> None:
+        for task in self._running:
+            task.cancel()

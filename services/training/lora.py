@@ -3,7 +3,8 @@
 The service only gathers the request's data and lineage, hands the job to a resident model
 worker (`crowdsft.llm_runtime.worker`, a Ray actor that keeps its models loaded, on a GPU
 when the cluster has one) and returns what comes back. The base of a round is measured once,
-the same way, since the tournament's gate compares every candidate with it.
+the same way, since the tournament's gate compares every candidate with it; a campaign's first
+base is measured as soon as its crowd starts submitting.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 from crowdsft.adapters.ray_workers import RayWorkers
 from crowdsft.contracts import TrainingRequested
 from crowdsft.domain.campaign import CampaignSpec
-from crowdsft.domain.ids import base_artifact_ref, candidate_model_id, key_of, model_key, ref_of
+from crowdsft.domain.ids import (
+    base_artifact_ref,
+    candidate_model_id,
+    key_of,
+    model_key,
+    ref_of,
+    root_model_id,
+)
 from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.domain.measurement import Measurement
 from crowdsft.llm.config import LlmSpec
@@ -98,6 +106,13 @@ class LoraTrainer:
         """The resident workers started and loaded before the first round needs them."""
         await self._workers.start()
 
+    async def prepare(self, spec: CampaignSpec) -> None:
+        """The base's measurement needs no contribution, and round 0 waits for it (on 2 cores
+        it is a third of that round's work): it is taken while the crowd submits."""
+        model_id = root_model_id(spec.campaign_id)
+        base = await self._model_ref(llm_of(spec), model_id)
+        await self._measure_once(spec, model_id, base)
+
     def close(self) -> None:
         self._workers.stop()
 
@@ -122,10 +137,11 @@ class LoraTrainer:
         try:
             # First in line: every candidate of the round waits for the base's distance.
             evaluation: Evaluation = await self._workers.call("evaluate", job, priority=-1)
+            base = measurement(model_id, spec.campaign_id, evaluation, base_artifact_ref(ref.base))
+            await self._ports.measurements.put(base)
         finally:
+            # Only once stored: a caller in between would find neither and measure again.
             self._measuring.pop(model_id, None)
-        base = measurement(model_id, spec.campaign_id, evaluation, base_artifact_ref(ref.base))
-        await self._ports.measurements.put(base)
 
     async def _examples(self, request: TrainingRequested) -> tuple[list[Example], list[str]]:
         """The group's pairs in id order, each weighted by its author's points squared."""

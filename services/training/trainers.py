@@ -45,6 +45,10 @@ class Trainer(Protocol):
     async def warm(self) -> None:
         """Make ready what the first request would otherwise wait for (models, workers)."""
 
+    async def prepare(self, spec: CampaignSpec) -> None:
+        """Do, while the campaign's crowd submits, the fixed work its first round would
+        otherwise wait for. Idempotent and never required: a round does what is not done."""
+
     def close(self) -> None: ...
 
 

@@ -4,6 +4,8 @@ metrics. Same stack, same services as the vector campaigns; only the backend dif
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,7 @@ from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.llm.config import LlmSpec, SamplingConfig, SftHyperparameters
 from crowdsft.settings import Settings
 from tests.integration.campaign_runs import start_services, wait_finished
-from tests.support.stack import wait_until
+from tests.support.stack import ServiceProcess, wait_until
 
 pytest.importorskip("peft", reason="the llm extra is not installed")
 
@@ -82,6 +84,16 @@ def submissions() -> list[FeedbackSubmitted]:
     ]
 
 
+async def base_measured_ahead(db: Database, training: ServiceProcess) -> None:
+    """The root's measurement stored while the crowd is still short of a round."""
+    root = root_model_id("lora")
+    deadline = time.monotonic() + 180
+    while root not in await MeasurementStore(db).get([root]):
+        assert time.monotonic() < deadline, f"base not measured ahead:\n{training.log()[-2000:]}"
+        await asyncio.sleep(0.2)
+    wait_until(lambda: "campaign prepared" in training.log(), 10, "the training service's log")
+
+
 async def test_two_lora_rounds_leave_a_lineage(
     stack_env: dict[str, str], settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -99,8 +111,13 @@ async def test_two_lora_rounds_leave_a_lineage(
         wait_until(lambda: "trainer warm" in training.log(), 120, "the lora workers to start")
         assert "workers up" in training.log()
         await CampaignStore(db).create_with_spec(spec)
+        crowd = submissions()
         async with started_broker(settings, "test-crowd") as broker:
-            await FeedbackProducer(broker).submit(submissions())
+            # The first submissions, too few for a round, set off the base's measurement.
+            await FeedbackProducer(broker).submit(crowd[:2])
+            await base_measured_ahead(db, training)
+            assert await RoundStore(db).get("lora", 0) is None
+            await FeedbackProducer(broker).submit(crowd[2:])
         await wait_finished(db, spec, services, timeout_s=420)
     finally:
         for service in services.values():

@@ -91,6 +91,9 @@ class MedianTrainer:
     async def warm(self) -> None:
         return None
 
+    async def prepare(self, spec: CampaignSpec) -> None:
+        """The root was measured when the campaign was created."""
+
     def close(self) -> None:
         return None
 
