@@ -65,6 +65,9 @@ def experiment_llm(
     seed: int = typer.Option(0, min=0),
     gate: bool = typer.Option(False, help="Ours: move only to a closer winner."),
     rescore: bool = typer.Option(False, help="Ours: re-measure the finalists on fresh samples."),
+    rescore_samples: int | None = typer.Option(
+        None, min=1, help="Fresh samples per finalist when re-scoring (default: --samples)."
+    ),
     selection: str = typer.Option(
         "target", help="Pick winners by the distance to: target (ours) | anchor (the authors')."
     ),
@@ -72,6 +75,10 @@ def experiment_llm(
     """Single models vs the 3 x 3 tournament, per emotion; table in OUT/table.md."""
     if selection not in ("target", "anchor"):
         raise typer.BadParameter("choose target or anchor", param_hint="--selection")
+    if rescore_samples is not None and not rescore:
+        raise typer.BadParameter(
+            "only re-scoring draws them; add --rescore", param_hint="--rescore-samples"
+        )
     from crowdsft.llm.design import check_design
     from crowdsft.llm_runtime.emotions import emotion_names, load_split
     from crowdsft.llm_runtime.experiment import LlmExperimentConfig, run_llm_experiment
@@ -111,6 +118,7 @@ def experiment_llm(
                 seed=seed,
                 gate=gate,
                 rescore=rescore,
+                rescore_samples=rescore_samples,
                 selection="anchor" if selection == "anchor" else "target",
             )
 

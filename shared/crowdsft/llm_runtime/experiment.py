@@ -61,6 +61,9 @@ class LlmExperimentConfig:
     # re-measured on fresh samples, so best-of-3 luck does not flatter the tournament.
     gate: bool = False
     rescore: bool = False
+    # Fresh samples per finalist when re-scoring (None: as many as `samples`). More samples
+    # shrink the re-measurement's own noise, which the seeds' interval would otherwise carry.
+    rescore_samples: int | None = None
     # Which point a generation's winner is picked by: the target (ours) or the anchor comment's
     # phi (the authors'); every reported distance is to the target either way.
     selection: Selection = "target"
@@ -80,6 +83,17 @@ class LlmExperimentConfig:
             sft=self.sft.model_copy(update={"seed": self.seed}),
             sampling=sampling,
         )
+
+    def rescoring_spec(self) -> LlmSpec:
+        """The finalists' re-measurement: `rescore_samples` samples on a seed no model was
+        picked with (`seed + 1000`)."""
+        llm = self.llm_spec()
+        samples = self.samples if self.rescore_samples is None else self.rescore_samples
+        fresh = SamplingConfig.model_validate(
+            llm.sampling.model_dump()
+            | {"seed": self.seed + 1_000, "samples": samples, "batch_size": min(samples, 50)}
+        )
+        return llm.model_copy(update={"sampling": fresh})
 
 
 @dataclass(frozen=True)
@@ -171,8 +185,7 @@ def run_llm_experiment(
     workspace = Workspace(str(work.resolve()), str(cfg.cache) if cfg.cache else None)
     llm = cfg.llm_spec()
     spec = llm.model_dump(mode="json")
-    fresh_sampling = llm.sampling.model_copy(update={"seed": cfg.seed + 1_000})
-    rescoring = llm.model_copy(update={"sampling": fresh_sampling}).model_dump(mode="json")
+    rescoring = cfg.rescoring_spec().model_dump(mode="json")
     root = ModelRef(cfg.base_model)
 
     def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:
