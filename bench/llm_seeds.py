@@ -7,7 +7,9 @@ needs"), resumable across sessions: emotions x seeds x arms, each cell the exper
 Each cell writes OUT/<emotion>-seed<S>-<arm>.json (the full result, its config, the
 equivalent command, wall seconds, date, cpus); a cell whose file exists is skipped, so the same
 command continues the sweep. The cells run seed by seed, so an interrupted sweep leaves every
-emotion x arm with about as many seeds. OUT/summary.json and OUT/summary.md (the mean
+emotion x arm with about as many seeds; the arms of one emotion and seed share the models they
+have in common (`SharedModels`: the base, the singles, generation 1 and whatever else matches),
+about a third of the fine-tunes. OUT/summary.json and OUT/summary.md (the mean
 re-scored reduction with its 95% t-interval and the rule's verdict) are recomputed from every
 cell file at the end of each run.
 """
@@ -32,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from crowdsft.llm.config import SftHyperparameters
 from crowdsft.llm.design import check_design
 from crowdsft.llm.seeds import ARMS
-from crowdsft.llm_runtime.experiment import LlmExperimentConfig
+from crowdsft.llm_runtime.experiment import LlmExperimentConfig, SharedModels
 from crowdsft.reporting.llm_seeds import cell_path, cell_payload, read_cell, write_cell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +208,7 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], settings: dict[str
         TimeElapsedColumn(),
     )
     done = 0
+    shared: SharedModels | None = None
     with Progress(*columns, console=console) as progress:
         cells_bar = progress.add_task("cells", total=len(todo))
         models_bar = progress.add_task("models", total=models)
@@ -219,22 +222,32 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], settings: dict[str
             name = f"{cell.emotion} seed {cell.seed} {cell.arm}"
             progress.update(cells_bar, description=name)
             progress.reset(models_bar)
-            # Adapter keys (single-100, gen1-c0, ...) repeat in every cell, so each cell has its
-            # own workspace, and its resident worker is dropped after it: a later cell must
-            # never be served a model merged for an earlier one, nor keep it in memory.
-            work = args.out / "work" / cell_path(args.out, cell.emotion, cell.seed, cell.arm).stem
-            cfg = experiment_config(args, cell, work)
+            # The arms of one emotion and seed share the models they have in common (the base,
+            # the singles, generation 1, ...); the next emotion or seed starts empty, and its
+            # resident worker is dropped so no model of the last stays in memory.
+            group = f"{cell.emotion}-seed{cell.seed}"
+            if shared is None or shared.workspace.name != group:
+                if shared is not None:
+                    shutil.rmtree(shared.workspace, ignore_errors=True)
+                worker_for.cache_clear()
+                gc.collect()
+                shared = SharedModels(args.out / "work" / group)
+            cfg = experiment_config(args, cell, shared.workspace)
             cell_started = time.perf_counter()
+            reused = len(shared.measured)
 
             def on_model(label: str) -> None:
                 progress.update(models_bar, description=label, advance=1)
 
             result = run_llm_experiment(
-                cfg, pool.texts, pool_phi, names.index(cell.emotion), on_model
+                cfg, pool.texts, pool_phi, names.index(cell.emotion), on_model, shared
             )
             run = {
                 "command": command_equivalent(args, cfg),
                 "wall_seconds": time.perf_counter() - cell_started,
+                # Models measured by earlier arms of this emotion and seed when the cell began:
+                # those it shares cost it nothing (its figures are the same either way).
+                "models_measured_by_earlier_arms": reused,
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "cpu_count": os.cpu_count(),
                 "device": result.device,
@@ -243,9 +256,6 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], settings: dict[str
                 cell_path(args.out, cell.emotion, cell.seed, cell.arm),
                 cell_payload(cell.arm, cfg, settings, result, run),
             )
-            shutil.rmtree(work, ignore_errors=True)
-            worker_for.cache_clear()
-            gc.collect()
             done += 1
             console.log(
                 f"{name}: re-scored reduction {100 * (result.rescored_reduction or 0):+.1f}%"

@@ -8,6 +8,9 @@ so the experiment measures the code the services use; the design itself is
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -108,7 +111,7 @@ class ModelOutcome:
     generation_seconds: float = 0.0
     new_tokens: int = 0
     samples: list[str] = field(default_factory=list)
-    anchor_distance: float = float("nan")  # measured only when selecting by the anchor
+    anchor_distance: float = float("nan")  # to the anchor comment's phi (the authors' pick)
 
 
 @dataclass(frozen=True)
@@ -167,77 +170,127 @@ class LlmExperimentResult:
 Step = Callable[[str], None]
 
 
+@dataclass
+class SharedModels:
+    """What the arms of one emotion and seed have in common, trained and measured once: the
+    base, the singles, every tournament model whose parent chain and rows match (each arm's
+    first generation, and later ones while two arms pick the same winners) and re-scorings of
+    the same model. Adapters are named by their content, and every result is a function of its
+    job alone, so an arm run with another's models is the arm run alone, at about two thirds
+    of the cost of three separate runs."""
+
+    workspace: Path
+    measured: dict[str, tuple[Evaluation, float]] = field(default_factory=dict)
+    serves: str | None = None  # the runs it serves: all but the arm must be the same
+
+    def check(self, cfg: LlmExperimentConfig) -> None:
+        """Models are shared only between runs that differ in their arm alone."""
+        run = repr(dataclasses.replace(cfg, gate=False, selection="target", out_dir=Path()))
+        if self.serves is None:
+            self.serves = run
+        elif run != self.serves:
+            raise ValueError("shared models serve the arms of one emotion and seed alone")
+
+
+def adapter_name(parent: Sequence[str], rows: Sequence[int]) -> str:
+    """An adapter's name from what made it: its parent chain and its training rows."""
+    made_of = json.dumps([list(parent), [int(r) for r in rows]]).encode()
+    return "m-" + hashlib.sha256(made_of).hexdigest()[:20]
+
+
 def run_llm_experiment(
     cfg: LlmExperimentConfig,
     pool_texts: Sequence[str],
     pool_phi: FloatArray,
     emotion_index: int,
     on_step: Step = lambda _: None,
+    shared: SharedModels | None = None,
 ) -> LlmExperimentResult:
-    """Base, singles, then the tournament; `on_step` hears each model as it is done."""
+    """Base, singles, then the tournament; `on_step` hears each model as it is done. Without
+    `shared` the run starts from an empty workspace of its own."""
     started = time.perf_counter()
     chosen = emotion_target(pool_phi, emotion_index, cfg.neighbours)
     target = [float(x) for x in chosen.target]
-    anchor = [float(x) for x in pool_phi[chosen.anchor]] if cfg.selection == "anchor" else None
+    # The authors' selection reference; measured for every model (a distance more on the same
+    # samples), whichever point picks the winners, so arms can share models.
+    anchor = [float(x) for x in pool_phi[chosen.anchor]]
     texts = [pool_texts[i] for i in chosen.neighbours]  # nearest first
-    work = cfg.out_dir / "artifacts" / cfg.emotion
-    shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
-    workspace = Workspace(str(work.resolve()), str(cfg.cache) if cfg.cache else None)
-    llm = cfg.llm_spec()
-    spec = llm.model_dump(mode="json")
+    if shared is None:
+        work = cfg.out_dir / "artifacts" / cfg.emotion
+        shutil.rmtree(work, ignore_errors=True)  # a fresh run never reuses an older adapter
+        shared = SharedModels(work)
+    shared.check(cfg)
+    workspace = Workspace(str(shared.workspace.resolve()), str(cfg.cache) if cfg.cache else None)
+    spec = cfg.llm_spec().model_dump(mode="json")
     rescoring = cfg.rescoring_spec().model_dump(mode="json")
     root = ModelRef(cfg.base_model)
 
-    def train(key: str, model: ModelRef, rows: Sequence[int]) -> tuple[Evaluation, float]:
+    def once(key: str, measure: Callable[[], tuple[Evaluation, float]]) -> tuple[Evaluation, float]:
+        if key not in shared.measured:
+            shared.measured[key] = measure()
+        return shared.measured[key]
+
+    def train(model: ModelRef, rows: Sequence[int]) -> tuple[ModelRef, Evaluation, float]:
+        key = adapter_name(model.adapters, rows)
         examples = [Example(PAPER_PROMPT, pool_texts[int(chosen.neighbours[i])]) for i in rows]
         job = TrainJob(model, key, examples, ["pool"] * len(rows), spec, target, workspace,
                        heldout=False, reference=anchor)  # fmt: skip
-        result = train_candidate(job)
-        return result.evaluation, result.train_seconds
 
-    base = evaluate_model(EvaluateJob(root, spec, target, workspace, heldout=False,
-                                      reference=anchor))  # fmt: skip
+        def fine_tune() -> tuple[Evaluation, float]:
+            result = train_candidate(job)
+            return result.evaluation, result.train_seconds
+
+        evaluation, seconds = once(key, fine_tune)
+        return ModelRef(cfg.base_model, (*model.adapters, key)), evaluation, seconds
+
+    def measure(key: str, job: EvaluateJob) -> Evaluation:
+        return once(key, lambda: (evaluate_model(job), 0.0))[0]
+
+    base = measure("base", EvaluateJob(root, spec, target, workspace, heldout=False,
+                                       reference=anchor))  # fmt: skip
     outcomes = [_outcome("base", "base", None, 0, base, 0.0)]
     on_step("base")
+    singles: dict[int, ModelRef] = {}
     for n in cfg.singles:
-        evaluation, seconds = train(f"single-{n}", root, range(n))
+        singles[n], evaluation, seconds = train(root, range(n))
         outcomes.append(_outcome(f"single-{n}", "single", None, n, evaluation, seconds))
         on_step(f"single-{n}")
 
     measured: dict[tuple[int, int], ModelOutcome] = {}
+    models: dict[tuple[int, int], ModelRef] = {}
 
     def selected_by(evaluation: Evaluation) -> float:
-        return evaluation.reference_distance if anchor is not None else evaluation.distance
+        return evaluation.reference_distance if cfg.selection == "anchor" else evaluation.distance
 
     def candidate(generation: int, c: int, rows: list[int],
                   parent: tuple[tuple[int, int], ...]) -> float:  # fmt: skip
-        key = f"gen{generation}-c{c}"
-        model = ModelRef(cfg.base_model, tuple(f"gen{g}-c{w}" for g, w in parent))
-        evaluation, seconds = train(key, model, rows)
-        measured[generation, c] = _outcome(key, "multi", generation, len(rows), evaluation,
+        label = f"gen{generation}-c{c}"
+        model = models[parent[-1]] if parent else root
+        models[generation, c], evaluation, seconds = train(model, rows)
+        measured[generation, c] = _outcome(label, "multi", generation, len(rows), evaluation,
                                            seconds)  # fmt: skip
-        on_step(key)
+        on_step(label)
         return selected_by(evaluation)
 
     generations = run_generations(range(len(texts)), cfg.parts, cfg.candidates,
                                   np.random.default_rng(cfg.seed), candidate, selected_by(base),
                                   cfg.gate)  # fmt: skip
-    chain: tuple[str, ...] = ()
+    current = root
     for generation in generations:
         for c in range(cfg.candidates):
             won = generation.won and c == generation.best
             outcomes.append(_won(measured[generation.index, c]) if won else
                             measured[generation.index, c])  # fmt: skip
         if generation.won:
-            chain = (*chain, f"gen{generation.index}-c{generation.best}")
-    current = ModelRef(cfg.base_model, chain)
+            current = models[generation.index, generation.best]
     if cfg.rescore:
-        largest = ModelRef(cfg.base_model, (f"single-{cfg.singles[-1]}",))
         for label, model in (
-            (f"rescored-single-{cfg.singles[-1]}", largest),
+            (f"rescored-single-{cfg.singles[-1]}", singles[cfg.singles[-1]]),
             ("rescored-multi", current),
         ):
-            fresh = evaluate_model(EvaluateJob(model, rescoring, target, workspace, heldout=False))
+            job = EvaluateJob(model, rescoring, target, workspace, heldout=False)
+            key = "rescored:" + "/".join(model.adapters)
+            fresh = measure(key, job)
             outcomes.append(_outcome(label, "rescored", None, 0, fresh, 0.0))
             on_step(label)
     return LlmExperimentResult(

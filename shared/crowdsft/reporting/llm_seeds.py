@@ -207,6 +207,14 @@ def _reduction_cell(row: Mapping[str, Any]) -> str:
     return _percent(row["reduction_mean"]) + bounds
 
 
+def _table_row(first: str, row: Mapping[str, Any]) -> str:
+    return (
+        f"| {first} | {row['arm']} | {row['n_seeds']} | {_reduction_cell(row)} | "
+        f"{_distance(row['rescored_single_mean'])} | {_distance(row['rescored_multi_mean'])} "
+        f"| {_percent(row['paper_figure'])} | {row['verdict']} |"
+    )
+
+
 def summary_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any] | None) -> str:
     header = (
         "| {first} | arm | seeds | re-scored reduction, mean [95% CI] | re-scored single "
@@ -220,26 +228,14 @@ def summary_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any] | N
         "",
         header.format(first="emotion"),
     ]
-    for row in summary["rows"]:
-        lines.append(
-            f"| {row['emotion']} | {row['arm']} | {row['n_seeds']} | "
-            f"{_reduction_cell(row)} | {_distance(row['rescored_single_mean'])} | "
-            f"{_distance(row['rescored_multi_mean'])} | {_percent(row['paper_figure'])} "
-            f"| {row['verdict']} |"
-        )
+    lines += [_table_row(row["emotion"], row) for row in summary["rows"]]
     lines += [
         "",
         "Over emotions (per seed the mean over the emotions, seeds every emotion has):",
         "",
         header.format(first="emotions"),
     ]
-    for row in summary["over_emotions"]:
-        lines.append(
-            f"| {', '.join(row['emotions'])} | {row['arm']} | {row['n_seeds']} | "
-            f"{_reduction_cell(row)} | {_distance(row['rescored_single_mean'])} | "
-            f"{_distance(row['rescored_multi_mean'])} | {_percent(row['paper_figure'])} "
-            f"| {row['verdict']} |"
-        )
+    lines += [_table_row(", ".join(row["emotions"]), row) for row in summary["over_emotions"]]
     lines += ["", summary["design"]["paper_note"], ""]
     if settings is not None:
         lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()), ""]
