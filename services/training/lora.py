@@ -33,6 +33,7 @@ from crowdsft.llm_runtime.jobs import (
     TrainJob,
     TrainResult,
     Workspace,
+    combined,
 )
 from crowdsft.llm_runtime.sft import Example
 from crowdsft.llm_runtime.worker import ModelWorker
@@ -132,11 +133,18 @@ class LoraTrainer:
         await asyncio.shield(self._measuring[model_id])
 
     async def _measure(self, spec: CampaignSpec, model_id: str, ref: ModelRef) -> None:
-        llm = llm_of(spec)
-        job = EvaluateJob(ref, llm.model_dump(mode="json"), spec.target, self._workspace)
+        llm = llm_of(spec).model_dump(mode="json")
+        # Its two sets on two workers where there are two (alone, as the crowd submits, or
+        # beside round 0's first candidate), first in line: every candidate waits for it.
+        parts = [
+            EvaluateJob(ref, llm, spec.target, self._workspace, heldout=False),
+            EvaluateJob(ref, llm, spec.target, self._workspace, selection=False),
+        ]
         try:
-            # First in line: every candidate of the round waits for the base's distance.
-            evaluation: Evaluation = await self._workers.call("evaluate", job, priority=-1)
+            selection, heldout = await asyncio.gather(
+                *(self._workers.call("evaluate", part, priority=-1) for part in parts)
+            )
+            evaluation = combined(selection, heldout)
             base = measurement(model_id, spec.campaign_id, evaluation, base_artifact_ref(ref.base))
             await self._ports.measurements.put(base)
         finally:

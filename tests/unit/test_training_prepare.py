@@ -90,7 +90,10 @@ class CountingWorkers:
         assert method == "evaluate"
         self.evaluated.append(job)
         await asyncio.sleep(0.05)
-        return Evaluation(distance=0.5, position=[0.0] * 384, heldout_distance=0.6,
+        nan = float("nan")
+        if not job.selection:
+            return Evaluation(nan, [], 0.6, new_tokens=10, generation_seconds=0.05)
+        return Evaluation(distance=0.5, position=[0.0] * 384, heldout_distance=nan,
                           new_tokens=10, generation_seconds=0.05)  # fmt: skip
 
 
@@ -112,9 +115,15 @@ async def test_the_base_measured_ahead_is_the_one_the_first_round_uses(tmp_path:
     ref = await trainer._model_ref(llm_of(spec), root)
     # The crowd's first submissions and round 0's first group arrive while it is measured.
     await asyncio.gather(trainer.prepare(spec), trainer._measure_once(spec, root, ref))
-    assert len(workers.evaluated) == 1
-    assert workers.evaluated[0].model.adapters == ()
-    assert measurements.stored[root].distance == 0.5
+    # Its selection and held-out sets, once each, as two jobs that two workers can share.
+    assert [(job.selection, job.heldout) for job in workers.evaluated] == [
+        (True, False),
+        (False, True),
+    ]
+    assert all(job.model.adapters == () for job in workers.evaluated)
+    stored = measurements.stored[root]
+    assert (stored.distance, stored.heldout_distance) == (0.5, 0.6)
+    assert stored.metrics["generated_tokens"] == 20
     await trainer.prepare(spec)  # found stored: never measured twice
     await trainer._measure_once(spec, root, ref)
-    assert len(workers.evaluated) == 1
+    assert len(workers.evaluated) == 2

@@ -8,7 +8,7 @@ merged into it; adapters are read from and written to the artifact store by key.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,8 @@ class EvaluateJob:
     workspace: Workspace
     heldout: bool = True
     reference: list[float] | None = None
+    # False: the held-out answers alone, so a base's two sets can run on two workers at once.
+    selection: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,21 +104,27 @@ def evaluate(
     cache: Path | None,
     heldout: bool = True,
     reference: list[float] | None = None,
+    selection: bool = True,
 ) -> Evaluation:
+    """The selection answers' distance, position and samples, and the held-out answers'
+    distance; a set left out reads NaN (or empty)."""
     device = str(next(model.parameters()).device)
     phi = load_phi(spec.phi, cache, device)
     goal = np.asarray(target, dtype=np.float64)
-    sets = [(spec.eval_prompts, spec.sampling)]
+    sets = [(spec.eval_prompts, spec.sampling)] if selection else []
     if heldout:
         sets.append((spec.heldout_prompts, spec.heldout_sampling))
     # Selection and held-out answers decoded as one stream (each set keeps its own seed).
-    chosen, *judged = sample_sets(model, tokenizer, sets)
-    vectors = phi.embed(chosen.texts)
-    tokens, seconds = chosen.new_tokens, chosen.seconds
+    decoded = sample_sets(model, tokenizer, sets)
+    chosen, judged = (decoded[0], decoded[1:]) if selection else (None, decoded)
+    tokens = sum(part.new_tokens for part in decoded)
+    seconds = sum(part.seconds for part in decoded)
     heldout_distance = float("nan")
     for rescored in judged:
         heldout_distance = mean_distance(phi.embed(rescored.texts), goal)
-        tokens, seconds = tokens + rescored.new_tokens, seconds + rescored.seconds
+    if chosen is None:
+        return Evaluation(float("nan"), [], heldout_distance, tokens, seconds)
+    vectors = phi.embed(chosen.texts)
     return Evaluation(
         distance=mean_distance(vectors, goal),
         position=[float(x) for x in vectors.mean(axis=0)],
@@ -129,6 +137,17 @@ def evaluate(
             if reference is not None
             else float("nan")
         ),
+    )
+
+
+def combined(selection: Evaluation, heldout: Evaluation) -> Evaluation:
+    """One model's evaluation from its two sets measured apart (each set draws from its own
+    seeded generator, so the answers are those of one evaluation)."""
+    return replace(
+        selection,
+        heldout_distance=heldout.heldout_distance,
+        new_tokens=selection.new_tokens + heldout.new_tokens,
+        generation_seconds=selection.generation_seconds + heldout.generation_seconds,
     )
 
 

@@ -121,7 +121,8 @@ class ModelWorker:
         spec = LlmSpec.model_validate(job.llm)
         sampler = self.sampler(job.model, spec.sampling.precision)
         return evaluate(sampler, self.tokenizer(job.model), spec, job.target,
-                        self._workspace.cache(), job.heldout, job.reference)  # fmt: skip
+                        self._workspace.cache(), job.heldout, job.reference,
+                        job.selection)  # fmt: skip
 
     def train(self, job: TrainJob) -> TrainResult:
         """Fine-tune an adapter on the group's examples, store it, and evaluate the result."""

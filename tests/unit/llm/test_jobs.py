@@ -20,6 +20,7 @@ from crowdsft.llm_runtime.jobs import (
     TrainJob,
     TrainResult,
     Workspace,
+    combined,
     evaluate_model,
     member_positions,
     train_candidate,
@@ -169,6 +170,25 @@ def test_a_second_reference_is_measured_on_the_same_samples(
     assert evaluation.reference_distance == pytest.approx(
         mean_distance(vectors, np.zeros(len(target))), abs=1e-5
     )
+
+
+def test_a_models_two_sets_measured_apart_are_its_evaluation_at_once(
+    trained: tuple[Workspace, TrainResult], target: list[float]
+) -> None:
+    """How training measures a base on two workers: the same answers, the same figures."""
+    workspace, result = trained
+    model = ModelRef("tiny", (KEY,))
+    at_once = evaluate_model(EvaluateJob(model, tiny_llm(), target, workspace))
+    selection = evaluate_model(EvaluateJob(model, tiny_llm(), target, workspace, heldout=False))
+    heldout = evaluate_model(EvaluateJob(model, tiny_llm(), target, workspace, selection=False))
+    assert math.isnan(heldout.distance) and heldout.position == [] and heldout.samples == []
+    assert math.isnan(selection.heldout_distance)
+    apart = combined(selection, heldout)
+    assert apart.samples == at_once.samples and apart.new_tokens == at_once.new_tokens
+    assert apart.distance == pytest.approx(at_once.distance, abs=1e-6)
+    assert apart.heldout_distance == pytest.approx(at_once.heldout_distance, abs=1e-6)
+    assert apart.position == pytest.approx(at_once.position, abs=1e-6)
+    assert at_once.distance == pytest.approx(result.evaluation.distance, abs=1e-5)
 
 
 def test_a_replayed_training_keeps_the_first_adapter(
