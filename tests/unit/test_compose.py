@@ -142,9 +142,12 @@ def test_each_principal_may_read_its_inputs_and_write_only_what_it_publishes(nam
         if re.search(rf"\b{event.__name__}(\.asking)?\(", source)
     }  # Event(...), Event.asking(...)
     consumes = bool(subscribed) and name not in GROUPLESS
+    # Its own group, and any other it declares beside it (training's `-prepare`).
+    groups = set(re.findall(r'GROUP_ID = "([a-z-]+)"', source)) if consumes else set()
+    assert not consumes or f"crowdsft-{name}" in groups
     expected = (
         {("Read", "topic", t) for t in subscribed}
-        | ({("Read", "group", f"crowdsft-{name}")} if consumes else set())
+        | {("Read", "group", group) for group in groups}
         | {("Write", "topic", t) for t in built}
         | ({("Write", "topic", topics.DEAD_LETTERS)} if consumes and name not in SILENT else set())
     )
