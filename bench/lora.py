@@ -14,8 +14,10 @@ Writes (merges into) bench/results/lora.json, one section per machine kind.
 - quality: the mean MiniLM distance of a fixed model's answers to a fixed target, drawn by
   each, with standard errors (the decoder must not move it beyond them), and the reduced
   precisions paired with float32 (same draws);
-- two 4-group rounds through every service (4 x 8 examples, 50 selection + 2 x 50 held-out
-  answers per candidate); round 0 also starts the workers and measures the base.
+- 4-group rounds through every service (4 x 8 examples, 50 selection + 2 x 50 held-out
+  answers per candidate): two of a campaign whose crowd submits over two minutes (its base is
+  measured meanwhile), and round 0 of one whose crowd submits at once (its base measured
+  inside the round).
 """
 
 from __future__ import annotations
@@ -275,23 +277,30 @@ async def ray_round(spec: LlmSpec) -> dict[str, Any]:
     }
 
 
-ROUNDS = 2  # round 0 also starts the workers and measures the base; round 1 is a steady one
+ROUNDS = 2  # round 0 also starts the workers' models; round 1 is a steady one
+# How long the crowd of the first campaign takes to submit: its first half, a pause, the rest.
+# A real crowd takes minutes to days; the base is measured meanwhile (it needs no contribution).
+SUBMISSION_WINDOW_S = 120.0
 
 
 async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, Any]:
-    """Two rounds through every service on the local stack, each timed from opened to
-    scored, with the workers started with the training service. Round 0 also measures the
-    base (150 answers of a model that answers at full length) and loads the models; round 1,
-    like every later round, finds its base measured (it was round 0's candidate)."""
+    """Rounds through every service on the local stack, each timed from opened to scored,
+    with the workers started with the training service. Two campaigns, one after the other:
+    `bench`, whose crowd submits over SUBMISSION_WINDOW_S (the base is measured while it
+    does), runs two rounds (round 1 finds its base measured as round 0's candidate, like every
+    later round); `bench-burst`, whose whole crowd submits at once, runs round 0 with the base
+    measured inside it (what every round 0 did before). The burst runs second, so its models
+    are already loaded: the comparison does not flatter the windowed campaign."""
     from crowdsft.adapters import mongo
     from crowdsft.adapters.campaign_store import CampaignStore
     from crowdsft.adapters.feedback_producer import FeedbackProducer
     from crowdsft.adapters.kafka import ensure_topics, started_broker
+    from crowdsft.adapters.measurement_store import MeasurementStore
     from crowdsft.adapters.round_store import RoundStore
     from crowdsft.contracts import FeedbackSubmitted, new_event_id, utc_now
     from crowdsft.domain.campaign import CampaignSpec, RoundPolicy
+    from crowdsft.domain.ids import root_model_id
     from crowdsft.domain.lora_backend import LoraBackendSpec
-    from crowdsft.domain.round import Round
     from crowdsft.llm_runtime.phi import load_phi
     from crowdsft.settings import settings_from
     from tests.integration.campaign_runs import start_services
@@ -300,14 +309,31 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
     texts = comments(GROUPS * PER_GROUP)
     target = [float(x) for x in load_phi("minilm").embed(texts[:PER_GROUP]).mean(axis=0)]
     n = len(texts)
-    campaign = CampaignSpec(
-        campaign_id="bench",
-        target=target,
-        n_groups=GROUPS,
-        backend=LoraBackendSpec(llm=spec),
-        policy=RoundPolicy(mode="auto", min_contributions=n, max_rounds=ROUNDS),
-    )
-    rounds_done: list[tuple[Round, float]] = []
+
+    def campaign(campaign_id: str, rounds: int) -> CampaignSpec:
+        return CampaignSpec(
+            campaign_id=campaign_id,
+            target=target,
+            n_groups=GROUPS,
+            backend=LoraBackendSpec(llm=spec),
+            policy=RoundPolicy(mode="auto", min_contributions=n, max_rounds=rounds),
+        )
+
+    def crowd(campaign_id: str) -> list[FeedbackSubmitted]:
+        return [
+            FeedbackSubmitted(
+                event_id=new_event_id(),
+                producer="bench",
+                campaign_id=campaign_id,
+                contributor_id=f"c{i % (n // 2):02d}",
+                prompt=PAPER_PROMPT,
+                response=text,
+                client_timestamp=utc_now(),
+            )
+            for i, text in enumerate(texts)
+        ]
+
+    figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="crowdsft-lora-") as tmp:
         run_dir = Path(tmp)
         env = {**localstack().up(run_dir), "CROWDSFT_MONGO_DB": "bench", "CROWDSFT_ENV_FILE": ""}
@@ -324,25 +350,33 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
                     wait_until(lambda s=service: "started successfully" in s.log(), 60, "start")
                 training = services["training"]
                 wait_until(lambda: "trainer warm" in training.log(), 300, "the workers")
-                await CampaignStore(db).create_with_spec(campaign)
-                events = [
-                    FeedbackSubmitted(
-                        event_id=new_event_id(),
-                        producer="bench",
-                        campaign_id="bench",
-                        contributor_id=f"c{i % (n // 2):02d}",
-                        prompt=PAPER_PROMPT,
-                        response=text,
-                        client_timestamp=utc_now(),
-                    )
-                    for i, text in enumerate(texts)
-                ]
+                store, measurements = RoundStore(db), MeasurementStore(db)
                 async with started_broker(settings, "bench") as broker:
-                    await FeedbackProducer(broker).submit(events)
-                store = RoundStore(db)
-                for index in range(ROUNDS):
-                    rounds_done.append(await _timed_round(store, index))
-                    print(f"round {index}: {rounds_done[-1][1]:.1f} s", flush=True)
+                    producer = FeedbackProducer(broker)
+                    await CampaignStore(db).create_with_spec(campaign("bench", ROUNDS))
+                    windowed = crowd("bench")
+                    first_sent = time.perf_counter()
+                    await producer.submit(windowed[: n // 2])
+                    root, base_after = root_model_id("bench"), None
+                    while (waited := time.perf_counter() - first_sent) < SUBMISSION_WINDOW_S:
+                        if base_after is None and root in await measurements.get([root]):
+                            base_after = round(waited, 1)
+                        await asyncio.sleep(0.5)
+                    await producer.submit(windowed[n // 2 :])
+                    for index in range(ROUNDS):
+                        done, seconds = await _timed_round(store, "bench", index)
+                        figures.append(_round_figures(done, seconds) | {
+                            "crowd": f"submits over {SUBMISSION_WINDOW_S:.0f} s",
+                            "base_measured_s_after_first_submission": base_after,
+                        })  # fmt: skip
+                        print(f"bench round {index}: {seconds:.1f} s", flush=True)
+                    await CampaignStore(db).create_with_spec(campaign("bench-burst", 1))
+                    await producer.submit(crowd("bench-burst"))
+                    done, seconds = await _timed_round(store, "bench-burst", 0)
+                    figures.append(_round_figures(done, seconds) | {
+                        "crowd": "submits at once: the base is measured inside round 0",
+                    })  # fmt: skip
+                    print(f"bench-burst round 0: {seconds:.1f} s", flush=True)
             finally:
                 for service in services.values():
                     service.stop()
@@ -350,23 +384,23 @@ async def services_round(spec: LlmSpec, env_extra: dict[str, str]) -> dict[str, 
     return {
         "how": "every service on the local stack; training hands the jobs to resident workers",
         "settings": env_extra,
-        "seconds": rounds_done[-1][1],
-        "rounds": [_round_figures(done, seconds) for done, seconds in rounds_done],
+        "seconds": figures[ROUNDS - 1]["seconds"],
+        "rounds": figures,
     }
 
 
-async def _timed_round(store: Any, index: int) -> tuple[Any, float]:
+async def _timed_round(store: Any, campaign_id: str, index: int) -> tuple[Any, float]:
     """The round once scored, and its seconds from opened (first seen) to scored."""
     from crowdsft.domain.round import RoundStatus
 
-    while (done := await store.get("bench", index)) is None:
+    while (done := await store.get(campaign_id, index)) is None:
         await asyncio.sleep(0.05)
     started = time.perf_counter()
     deadline = started + 3_600
     while done.status is not RoundStatus.SCORED:
         assert time.perf_counter() < deadline, "the round did not finish in an hour"
         await asyncio.sleep(0.2)
-        done = await store.get("bench", index) or done
+        done = await store.get(campaign_id, index) or done
     return done, round(time.perf_counter() - started, 2)
 
 
