@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import shlex
 import shutil
@@ -190,9 +191,11 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], settings: dict[str
     from crowdsft.llm_runtime.experiment import run_llm_experiment
     from crowdsft.llm_runtime.jobs import worker_for
     from crowdsft.llm_runtime.models import pick_device
-    from crowdsft.llm_runtime.phi import load_phi
+    from crowdsft.llm_runtime.phi import head_dir, load_phi
 
     names = emotion_names(args.data)
+    report = head_dir() / "report.json"
+    head_report = json.loads(report.read_text()) if report.exists() else None
     unknown = sorted({c.emotion for c in todo} - set(names))
     if unknown:
         raise SystemExit(f"unknown emotion(s) {unknown}; choose from {names}")
@@ -251,6 +254,7 @@ def run_cells(args: argparse.Namespace, todo: Sequence[Cell], settings: dict[str
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "cpu_count": os.cpu_count(),
                 "device": result.device,
+                "emotion_head": head_report,  # the phi every distance is measured in
             }
             write_cell(
                 cell_path(args.out, cell.emotion, cell.seed, cell.arm),
