@@ -1,5 +1,5 @@
 """The LLM seed sweep's files: one JSON per (emotion, seed, arm) cell, and the summary the
-pre-registered rule is read from (`summary.json`, `summary.md`).
+pre-registered rule is read from (`summary.json`, `summary.md`, and `summary.png`).
 
 The cell files are the sweep's only state: a cell whose file exists is done, and the summary
 is recomputed from every cell file in the folder, so sessions can add seeds piece by piece.
@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import matplotlib.pyplot as plt
 
 from crowdsft.llm.seeds import (
     ARMS,
@@ -30,6 +32,7 @@ from crowdsft.llm.seeds import (
 from crowdsft.llm_runtime.experiment import LlmExperimentConfig, LlmExperimentResult
 from crowdsft.reporting.files import write_json
 from crowdsft.reporting.llm import summary_row
+from crowdsft.reporting.plots import save_figure
 
 PAPER_NOTE = (
     "The paper's figures this repository records (docs/llm.md): neutral +55% and the mean over "
@@ -242,11 +245,43 @@ def summary_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any] | N
     return "\n".join(lines)
 
 
+def plot_reductions(figures: Sequence[CellFigures], summary: Mapping[str, Any], path: Path) -> None:
+    """One panel per emotion: each seed's re-scored reduction per arm (dots), the mean with its
+    95% interval (bar), the paper's figure where there is one (dashed) and no effect (grey)."""
+    rows = summary["rows"]
+    emotions = sorted({row["emotion"] for row in rows})
+    arms = sorted({row["arm"] for row in rows}, key=lambda a: (_arm_order(a), a))
+    fig, axes = plt.subplots(1, max(len(emotions), 1), figsize=(3.4 * max(len(emotions), 1), 3.6),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, emotion in zip(axes[0], emotions, strict=False):
+        for x, arm in enumerate(arms):
+            seeds = [100 * f.reduction for f in figures if f.emotion == emotion and f.arm == arm]
+            ax.plot([x] * len(seeds), seeds, ".", color="tab:blue", alpha=0.5)
+            row = next((r for r in rows if r["emotion"] == emotion and r["arm"] == arm), None)
+            if row is not None and math.isfinite(row["reduction_low"]):
+                mean, low, high = (100 * row[k] for k in ("reduction_mean", "reduction_low",
+                                                          "reduction_high"))  # fmt: skip
+                ax.errorbar(x + 0.15, mean, yerr=[[mean - low], [high - mean]], fmt="o",
+                            color="black", capsize=3)  # fmt: skip
+        figure = paper_figure(emotion)
+        if figure is not None:
+            ax.axhline(100 * figure, color="tab:red", linestyle="--", label="paper")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xticks(range(len(arms)), arms, rotation=20)
+        ax.set_title(emotion)
+    axes[0][0].set_ylabel("re-scored reduction, % (1 - multi / single)")
+    save_figure(fig, path)
+
+
 def write_summary(out_dir: Path) -> tuple[Path, Path]:
-    """Recompute `summary.json` and `summary.md` from every cell file in `out_dir`."""
+    """Recompute `summary.json`, `summary.md` and `summary.png` from every cell file in
+    `out_dir`."""
     figures, settings = read_figures(out_dir)
     summary = summarise(figures) | {"sweep": settings, "cells": len(figures)}
     json_path, md_path = out_dir / "summary.json", out_dir / "summary.md"
     write_json(json_path, summary)
     md_path.write_text(summary_markdown(summary, settings), encoding="utf-8")
+    if figures:
+        plot_reductions(figures, summary, out_dir / "summary.png")
     return json_path, md_path

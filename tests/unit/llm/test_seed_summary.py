@@ -89,6 +89,7 @@ def test_ten_seeds_of_neutral_refute_the_papers_55_percent(tmp_path: Path) -> No
         "| neutral | gate | 10 | +20.0% [+12.5%, +27.5%] | 0.5000 | 0.4000 | +55.0% |" in markdown
     )
     assert "neutral +55% and the mean over all 28 emotions +28.5%" in markdown
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_cell_of_other_settings_is_refused(tmp_path: Path) -> None:
