@@ -107,7 +107,7 @@ class Preparations:
                         campaign_id=campaign_id, error=error)  # fmt: skip
 
     async def wait(self) -> None:
-        """Until every preparation started so far has ended (tests and shutdown)."""
+        """Until every preparation started so far has ended (what a test waits for)."""
         while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
