@@ -40,7 +40,7 @@ unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 integration: $(STAMP)  ## starts its own private stacks; no mocks of Kafka or MongoDB
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q --durations=15 tests/integration
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
