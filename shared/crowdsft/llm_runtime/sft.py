@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crowdsft.llm.config import SftHyperparameters
+from crowdsft.llm_runtime.in_run import InRunValuation, InRunValues
 
 IGNORE = -100
 
@@ -31,6 +32,7 @@ class SftReport:
     seconds: float
     first_loss: float
     last_loss: float
+    valuation: InRunValues | None = None
 
     @property
     def examples_per_s(self) -> float:
@@ -57,9 +59,15 @@ def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int]
 
 
 def train_lora(
-    model: Any, tokenizer: Any, examples: Sequence[Example], hp: SftHyperparameters
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    hp: SftHyperparameters,
+    value_against: Sequence[Example] = (),
+    preconditioned: bool = False,
 ) -> tuple[Any, SftReport]:
-    """The model wrapped with a freshly trained adapter, and what training did."""
+    """The model wrapped with a freshly trained adapter, and what training did; with
+    `value_against` (reference answers), each example's in-run value on their loss."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -84,12 +92,25 @@ def train_lora(
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=hp.learning_rate)
     order_rng = torch.Generator().manual_seed(hp.seed)
+    valuation = None
+    if value_against:
+        references = [encode(tokenizer, e, hp.max_length) for e in value_against]
+        valuation = InRunValuation(
+            len(encoded),
+            len(references),
+            lambda rows: _own_losses(
+                peft_model, [references[i] for i in rows], tokenizer.pad_token_id, device, False
+            ),
+            preconditioned,
+        )
     losses: list[float] = []
     started = time.perf_counter()
     for _ in range(hp.epochs):
         order = torch.randperm(len(encoded), generator=order_rng).tolist()
         for start in range(0, len(order), hp.batch_size):
             batch = order[start : start + hp.batch_size]
+            if valuation is not None:
+                valuation.reference_gradient(peft_model, params)
             ids, labels, mask = _pad([encoded[i] for i in batch], tokenizer.pad_token_id)
             with _autocast(device):
                 logits, first = _response_logits(peft_model, ids.to(device), labels,
@@ -97,12 +118,47 @@ def train_lora(
             loss = _weighted_loss(logits, labels[:, first:].to(device), weights[batch].to(device))
             optimiser.zero_grad()
             loss.backward()
+            if valuation is not None:
+                shares = weights[batch] / weights[batch].sum().clamp(min=1e-12)
+                valuation.score_step(
+                    peft_model, optimiser, params, batch, shares.tolist(),
+                    lambda rows: _own_losses(peft_model, [encoded[i] for i in rows],
+                                             tokenizer.pad_token_id, device, False),
+                )  # fmt: skip
             optimiser.step()
             losses.append(float(loss.detach()))
+    values = valuation.finish(peft_model) if valuation is not None else None
     seconds = time.perf_counter() - started
     peft_model.eval()
-    report = SftReport(len(examples) * hp.epochs, len(losses), seconds, losses[0], losses[-1])
+    report = SftReport(
+        len(examples) * hp.epochs, len(losses), seconds, losses[0], losses[-1], values
+    )
     return peft_model, report
+
+
+def reference_loss(
+    model: Any, tokenizer: Any, references: Sequence[Example], max_length: int
+) -> float:
+    """The model's mean token loss on reference answers, averaged over the answers."""
+    import torch
+
+    device = next(model.parameters()).device
+    rows = [encode(tokenizer, e, max_length) for e in references]
+    model.eval()
+    with torch.no_grad():
+        return float(_own_losses(model, rows, tokenizer.pad_token_id, device).mean())
+
+
+def _own_losses(model: Any, rows: list[tuple[list[int], list[int]]], pad_id: int,
+                device: Any, fast: bool = True) -> Any:  # fmt: skip
+    """Each row's mean token loss on its response; `fast=False` keeps float32 on a GPU too
+    (the valuation's central differences would drown in bfloat16's rounding)."""
+    import contextlib
+
+    ids, labels, mask = _pad(rows, pad_id)
+    with _autocast(device) if fast else contextlib.nullcontext():
+        logits, first = _response_logits(model, ids.to(device), labels, mask.to(device))
+    return _per_example_loss(logits, labels[:, first:].to(device))
 
 
 def _response_logits(model: Any, ids: Any, labels: Any, mask: Any) -> tuple[Any, int]:
@@ -167,6 +223,12 @@ def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any
 
 def _weighted_loss(logits: Any, labels: Any, weights: Any) -> Any:
     """Each example's mean token loss, weighted: a contributor's weight scales their pull."""
+    per_example = _per_example_loss(logits, labels)
+    # A batch of only zero-weight examples contributes nothing (not NaN).
+    return (per_example * weights).sum() / weights.sum().clamp(min=1e-12)
+
+
+def _per_example_loss(logits: Any, labels: Any) -> Any:
     import torch
 
     shifted = logits[:, :-1].float()
@@ -175,6 +237,4 @@ def _weighted_loss(logits: Any, labels: Any, weights: Any) -> Any:
         shifted.reshape(-1, shifted.size(-1)), targets.reshape(-1), reduction="none"
     ).view(targets.shape)
     counted = (targets != IGNORE).float()
-    per_example = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
-    # A batch of only zero-weight examples contributes nothing (not NaN).
-    return (per_example * weights).sum() / weights.sum().clamp(min=1e-12)
+    return (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
