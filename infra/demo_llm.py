@@ -329,13 +329,18 @@ async def follow_llm_campaign(
                                                            if quality[c] == q]) else None
         for q in ("kind", "grumpy", "spammer", "copier")
     }  # fmt: skip
+    valued_by_quality = {
+        q: round(float(np.mean(got)), 4) if (got := [shapley[c] for c in ids
+                                                     if quality[c] == q]) else None
+        for q in ("kind", "grumpy", "spammer", "copier")
+    }  # fmt: skip
     copier = next(w.contributor_id for w in writers if w.quality == "copier")
     copies = await db[mongo.REJECTIONS].count_documents(
         {"contributor_id": copier, "reason": "duplicate_content"}
     )
     async with ReadClient(balances) as reads:
         entries = await reads.leaderboard(spec.campaign_id)
-    board = Table(title=f"leaderboard of {spec.campaign_id}")
+    board = Table(title=f"leaderboard of {spec.campaign_id} (Shapley valued {record.valuation})")
     for column in ("rank", "contributor", "quality", "points", "Shapley"):
         board.add_column(column)
     for entry in entries:
@@ -350,7 +355,8 @@ async def follow_llm_campaign(
     console.print(board)
     console.print(
         f"points vs Shapley: Pearson {fairness['pearson']:.3f}, Spearman "
-        f"{fairness['spearman']:.3f}; mean points by quality: {by_quality}"
+        f"{fairness['spearman']:.3f}; mean points by quality: {by_quality}; mean "
+        f"{record.valuation} Shapley value by quality: {valued_by_quality}"
     )
     console.print(
         f"the copier's {copies} disguised copies were flagged as duplicates of the originals: "
@@ -374,6 +380,8 @@ async def follow_llm_campaign(
         "base_answers": base_answers,
         "final_answers": final_answers,
         "points_by_quality": by_quality,
+        "valuation": record.valuation,
+        "shapley_by_quality": valued_by_quality,
         "copier_copies_flagged": copies,
         "fairness": fairness,
         "leaderboard": {"campaign_id": spec.campaign_id, "entries": entries},

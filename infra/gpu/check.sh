@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: SmolLM2 throughput on the GPU, then one 4-group round of the lora backend as
-# Ray tasks sharing the GPU, with timings printed and written to OUT/lora.json.
+# Ray tasks sharing the GPU, with timings printed and written to OUT/lora.json, and in-run
+# valuation's cost (OUT/valuation-cost.json).
 #
 #   infra/gpu/check.sh [OUT]     (on a machine with a GPU and the llm extra installed;
 #                                 PYTHON picks the interpreter, default .venv/bin/python)
@@ -17,3 +18,6 @@ print("gpu:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
 PY
 [ -f bench/results/lora.json ] && cp bench/results/lora.json "$OUT/lora.json"
 "$PYTHON" bench/lora.py --section gpu --ray-round --out "$OUT/lora.json"
+# In-run valuation's cost on the GPU: a candidate's training with and without it.
+"$PYTHON" bench/valuation.py --cost --model smollm2-135m-instruct
+cp bench/results/valuation-cost.json "$OUT/valuation-cost.json"

@@ -7,6 +7,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from crowdsft.adapters.campaign_store import CampaignStore
 from crowdsft.adapters.kafka import subscriber_options
+from crowdsft.adapters.measurement_store import MeasurementStore
 from crowdsft.adapters.round_store import RoundStore
 from crowdsft.adapters.service import run_service, service_parts
 from crowdsft.adapters.shapley_store import ShapleyStore
@@ -20,7 +21,9 @@ GROUP_ID = "crowdsft-shapley"
 def create_app(settings: Settings) -> AsgiFastStream:
     parts = service_parts(settings, GROUP_ID)
     db, events = parts.db, parts.events
-    handler = ShapleyHandler(CampaignStore(db), RoundStore(db), ShapleyStore(db), parts.publish)
+    handler = ShapleyHandler(
+        CampaignStore(db), RoundStore(db), ShapleyStore(db), parts.publish, MeasurementStore(db)
+    )
 
     @parts.broker.subscriber(  # type: ignore[untyped-decorator]
         topics.POINTS_AWARDED, **subscriber_options(settings, GROUP_ID)

@@ -19,12 +19,20 @@ from crowdsft.contracts import (
     utc_now,
 )
 from crowdsft.domain.campaign import CampaignSpec, streams
-from crowdsft.domain.ports import Campaigns, Publish, Rounds, ShapleyValues
+from crowdsft.domain.ports import Campaigns, Measurements, Publish, Rounds, ShapleyValues
 from crowdsft.domain.round import Round, RoundStatus
-from crowdsft.domain.shapley import Fairness, ShapleyRecord, crowd_fingerprint
+from crowdsft.domain.shapley import (
+    Fairness,
+    ShapleyRecord,
+    crowd_fingerprint,
+    measured_values,
+    models_fingerprint,
+)
 from crowdsft.engine.crowd import Crowd
 from crowdsft.engine.experiment import ShapleySettings, shapley_of_crowd
+from crowdsft.engine.shapley.result import relative_norm
 from crowdsft.engine.stats import pearson, spearman
+from crowdsft.llm.config import MEASURED_VALUATIONS
 
 PRODUCER = "shapley"
 # Sampling estimators cost O(n^2) per unit; from this many contributors on, the estimator built
@@ -46,12 +54,18 @@ log = structlog.get_logger(PRODUCER)
 
 class ShapleyHandler:
     def __init__(
-        self, campaigns: Campaigns, rounds: Rounds, store: ShapleyValues, publish: Publish
+        self,
+        campaigns: Campaigns,
+        rounds: Rounds,
+        store: ShapleyValues,
+        publish: Publish,
+        measurements: Measurements,
     ) -> None:
         self._campaigns = campaigns
         self._rounds = rounds
         self._store = store
         self._publish = publish
+        self._measurements = measurements
 
     async def on_points_awarded(self, event: PointsAwarded) -> None:
         spec = await self._campaigns.spec(event.campaign_id)
@@ -66,8 +80,11 @@ class ShapleyHandler:
         scored = await self._rounds.get(event.campaign_id, event.round_index)
         if scored is None or scored.status is not RoundStatus.SCORED:
             raise LookupError(f"round {event.round_id} is not scored in the store yet")
-        # In a thread: a large crowd's estimate takes seconds the consumer's heartbeats need.
-        record = await asyncio.to_thread(self._values, spec, scored, stored)
+        if spec.valuation in MEASURED_VALUATIONS:
+            record = await self._measured_values(spec, scored)
+        else:
+            # In a thread: a large crowd's estimate takes seconds the heartbeats need.
+            record = await asyncio.to_thread(self._values, spec, scored, stored)
         # Points right after this round, from the round itself: the figures do not depend on
         # how far scoring has got by the time this runs.
         points, shapley = scored.points_after(), np.asarray(record.values)
@@ -83,6 +100,33 @@ class ShapleyHandler:
         await self._store.save(record)
         await self._publish([(spec.campaign_id, computed(record, fairness))])
         log.info("shapley computed", campaign_id=spec.campaign_id, **fairness.model_dump())
+
+    async def _measured_values(self, spec: CampaignSpec, scored: Round) -> ShapleyRecord:
+        """The in-run values of every candidate trained up to this round, summed."""
+        trained: list[str] = []
+        for index in range(scored.round_index + 1):
+            played = scored if index == scored.round_index else await self._rounds.get(
+                spec.campaign_id, index
+            )  # fmt: skip
+            if played is None or played.decision is None:
+                raise LookupError(f"round {index} of {spec.campaign_id} is not decided yet")
+            trained += [c.model_id for c in played.decision.candidates]
+        found = await self._measurements.get(trained)
+        missing = [m for m in trained if m not in found]
+        if missing:
+            raise LookupError(f"no measurement of the candidates {missing} yet")
+        values, errors = measured_values(scored.contributor_ids, [found[m] for m in trained])
+        return ShapleyRecord(
+            campaign_id=spec.campaign_id,
+            contributor_ids=scored.contributor_ids,
+            values=values,
+            std_errors=errors,
+            relative_error=relative_norm(np.asarray(errors), np.asarray(values)),
+            method="in_run_sum",
+            valuation=spec.valuation,
+            fingerprint=models_fingerprint(spec.campaign_id, trained),
+            as_of_round_index=scored.round_index,
+        )
 
     @staticmethod
     def _values(spec: CampaignSpec, scored: Round, stored: ShapleyRecord | None) -> ShapleyRecord:
@@ -113,6 +157,7 @@ def computed(record: ShapleyRecord, fairness: Fairness) -> ShapleyComputed:
         campaign_id=record.campaign_id,
         as_of_round_index=record.as_of_round_index,
         method=record.method,
+        valuation=record.valuation,
         contributors=len(record.contributor_ids),
         relative_error=record.relative_error,
         pearson=_finite(fairness.pearson),

@@ -25,7 +25,7 @@ from crowdsft.domain.ids import (
 )
 from crowdsft.domain.lora_backend import LoraBackendSpec
 from crowdsft.domain.measurement import Measurement
-from crowdsft.llm.config import LlmSpec
+from crowdsft.llm.config import MEASURED_VALUATIONS, LlmSpec
 from crowdsft.llm_runtime.jobs import (
     EvaluateJob,
     Evaluation,
@@ -83,6 +83,8 @@ class LoraTrainer:
             llm=llm.model_dump(mode="json"),
             target=spec.target,
             workspace=self._workspace,
+            value_against=value_against(spec),
+            preconditioned=spec.valuation == "in_run_adam",
         )
         result: TrainResult = await self._workers.call("train", job)
         await measured
@@ -93,6 +95,7 @@ class LoraTrainer:
             "train_examples_per_s": result.examples_per_s,
             "first_loss": result.first_loss,
             "last_loss": result.last_loss,
+            "valuation_seconds": result.valuation_seconds,
         }
         return measurement(
             model_id,
@@ -101,7 +104,14 @@ class LoraTrainer:
             ref_of(result.adapter_key),
             training,
             result.member_positions,
-        ).model_copy(update={"round_id": request.round_id, "device": result.device})
+        ).model_copy(
+            update={
+                "round_id": request.round_id,
+                "device": result.device,
+                "member_values": result.member_values,
+                "member_value_errors": result.member_value_errors,
+            }
+        )
 
     async def warm(self) -> None:
         """The resident workers started and loaded before the first round needs them."""
@@ -161,6 +171,15 @@ class LoraTrainer:
         rows = sorted(found, key=lambda c: c.contribution_id)
         examples = [Example(c.prompt, c.response, weight_of[c.contributor_id]) for c in rows]
         return examples, [c.contributor_id for c in rows]
+
+
+def value_against(spec: CampaignSpec) -> list[Example]:
+    """The reference answers, as answers to the first selection prompt, when the campaign's
+    valuation is measured while training; else nothing (training alone)."""
+    if spec.valuation not in MEASURED_VALUATIONS:
+        return []
+    prompt = llm_of(spec).eval_prompts[0]
+    return [Example(prompt, answer) for answer in spec.reference_answers]
 
 
 def measurement(

@@ -315,6 +315,7 @@ def create_app(settings: Settings) -> FastAPI:
             campaign_id=campaign,
             chart=chart,
             campaigns=await call(client.campaigns),
+            valuation=(shapley or {}).get("valuation"),
         )
 
     @app.get("/operator", response_class=HTMLResponse)

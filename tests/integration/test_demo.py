@@ -58,6 +58,9 @@ def test_demo_runs_the_whole_system(tmp_path: Path) -> None:
     assert llm["base_answers"] and llm["final_answers"]
     assert set(llm["points_by_quality"]) == {"kind", "grumpy", "spammer", "copier"}
     assert llm["points_by_quality"]["copier"] is None  # not in the crowd: nothing earned
+    # Its reference answers make its Shapley values in-run ones (docs/valuation.md).
+    assert llm["valuation"] == "in_run"
+    assert llm["shapley_by_quality"]["kind"] is not None
     assert len(llm["leaderboard"]["entries"]) == 10
     assert (out / "llm.png").stat().st_size > 10_000
     assert "SmolLM2 before" in result.stdout and "points vs Shapley" in result.stdout

@@ -7,7 +7,6 @@ balances, same Shapley values.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from crowdsft.adapters.campaign_store import CampaignStore
@@ -22,7 +21,7 @@ from tests.integration.campaign_runs import (
     start_services,
     wait_finished,
 )
-from tests.support.stack import ServiceProcess
+from tests.support.stack import ServiceProcess, eventually
 
 FIRST = SimulationConfig(
     n_users=30, n_groups=3, grouping="interleaved", points_rule="rank", n_rounds=30
@@ -37,13 +36,11 @@ KILLS = (("selection", 4), ("training", 10), ("scoring", 16), ("shapley", 22))
 async def wait_round(
     db: Database, campaign_id: str, round_index: int, timeout_s: float = 120
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    async def reached() -> bool:
         state = await CampaignStore(db).state(campaign_id)
-        if state is not None and state.next_round >= round_index:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{campaign_id} did not reach round {round_index}")
+        return state is not None and state.next_round >= round_index
+
+    await eventually(reached, timeout_s, f"{campaign_id} to reach round {round_index}", 0.05)
 
 
 async def test_killed_services_recover_and_campaigns_stay_apart(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -43,6 +43,18 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         if condition():
             return
         time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str, poll_s: float = 0.1
+) -> None:
+    """`wait_until` for a condition that reads the store or the broker."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 

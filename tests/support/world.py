@@ -74,7 +74,9 @@ class World:
             self.campaigns, self.measurements, InstalledTrainers(ports), self.bus
         )
         self.scoring = ScoringHandler(self.campaigns, self.rounds, self.ledger, self.bus)
-        self.shapley = ShapleyHandler(self.campaigns, self.rounds, self.shapley_values, self.bus)
+        self.shapley = ShapleyHandler(
+            self.campaigns, self.rounds, self.shapley_values, self.bus, self.measurements
+        )
 
     def consumers(self, topic: str) -> list[Handler]:
         async def accepted(event: FeedbackAccepted) -> None:

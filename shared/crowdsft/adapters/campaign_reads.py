@@ -108,6 +108,11 @@ class ShapleySummary(ReadModel):
     values: list[ShapleyValue] = Field(description="A page of the values, in crowd order.")
     relative_error: float
     method: str
+    valuation: str = Field(
+        "geometric",
+        description="The game the values are of: `geometric` (the centroid game in the "
+        "campaign's space) or `in_run` / `in_run_adam` (each text's effect on the model).",
+    )
     as_of_round_index: int
     updated_at: datetime | None
     fairness: Fairness | None
@@ -212,6 +217,7 @@ def shapley_summary(
         ],
         relative_error=record.relative_error,
         method=record.method,
+        valuation=record.valuation,
         as_of_round_index=record.as_of_round_index,
         updated_at=record.updated_at,
         fairness=history[-1] if history else None,

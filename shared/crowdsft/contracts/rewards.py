@@ -37,6 +37,12 @@ class ShapleyComputed(CampaignEvent):
     event_type: Literal["shapley.computed"] = "shapley.computed"
     as_of_round_index: int = Field(ge=0)
     method: str
+    valuation: str = Field(
+        "geometric",
+        description="The game valued: `geometric` (the centroid game in the campaign's space) "
+        "or a measured one (`in_run`, `in_run_adam`: what the texts did to the model as it "
+        "trained).",
+    )
     contributors: int = Field(ge=0, description="How many contributors have a value.")
     relative_error: float = Field(ge=0)
     pearson: float | None = None

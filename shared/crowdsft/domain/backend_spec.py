@@ -25,6 +25,9 @@ class CampaignFacts(Protocol):
     @property
     def delta(self) -> float: ...
 
+    @property
+    def reference_answers(self) -> list[str]: ...
+
 
 class BackendSpec(BaseModel):
     """Subclasses name their `kind` as a Literal with that default."""
@@ -44,6 +47,11 @@ class BackendSpec(BaseModel):
     def lineage_hyperparameters(self, campaign: CampaignFacts) -> dict[str, Any]:
         """What the lineage records as each candidate's training settings."""
         return {}
+
+    def valuation_of(self, campaign: CampaignFacts) -> str:
+        """What the Shapley service values: the centroid game in the campaign's space, unless
+        the backend measures the game its rounds really play."""
+        return "geometric"
 
     def root_artifact_ref(self, campaign_id: str) -> str:
         """The lineage's reference for the campaign's starting model."""

@@ -121,6 +121,11 @@ class CampaignSpec(BaseModel):
         self.backend.check(self)
         return self
 
+    @property
+    def valuation(self) -> str:
+        """The game its Shapley values are of (`geometric`, `in_run`, `in_run_adam`)."""
+        return self.backend.valuation_of(self)
+
 
 class CampaignState(BaseModel):
     """Where selection stands: the current model, the next round and the random stream."""

@@ -21,20 +21,29 @@ from crowdsft.domain.ids import base_artifact_ref
 from crowdsft.domain.measurement import Measurement
 from crowdsft.domain.round import Decision, Round
 from crowdsft.domain.steps import decision_of, judge_measured
-from crowdsft.llm.config import PHI_DIMS, LlmSpec
+from crowdsft.llm.config import MEASURED_VALUATIONS, PHI_DIMS, LlmSpec, Valuation
 
 
 class LoraBackendSpec(BackendSpec):
     kind: Literal["lora"] = "lora"
     llm: LlmSpec = LlmSpec()
+    valuation: Valuation = "auto"
 
     def check(self, campaign: CampaignFacts) -> None:
-        """The target lives in the campaign's `phi` space."""
+        """The target lives in the campaign's `phi` space; a measured valuation needs the
+        reference answers whose loss it follows."""
         dim = PHI_DIMS[self.llm.phi]
         if len(campaign.target) != dim:
             raise ValueError(
                 f"phi {self.llm.phi!r} has {dim} dimensions; target has {len(campaign.target)}"
             )
+        if self.valuation in MEASURED_VALUATIONS and not campaign.reference_answers:
+            raise ValueError(f"valuation {self.valuation!r} needs the campaign's reference_answers")
+
+    def valuation_of(self, campaign: CampaignFacts) -> str:
+        if self.valuation == "auto":
+            return "in_run" if campaign.reference_answers else "geometric"
+        return self.valuation
 
     def lineage_hyperparameters(self, campaign: CampaignFacts) -> dict[str, Any]:
         return {"llm": self.llm.model_dump(mode="json")}

@@ -29,6 +29,15 @@ class Measurement(BaseModel):
     member_positions: dict[str, list[float]] = Field(
         default_factory=dict, description="Each contributor's point, measured from their data."
     )
+    member_values: dict[str, float] = Field(
+        default_factory=dict,
+        description="Each member's in-run value: how much their texts lowered the reference "
+        "answers' loss while this model trained (campaigns with a measured valuation).",
+    )
+    member_value_errors: dict[str, float] = Field(
+        default_factory=dict,
+        description="Their standard errors: a bootstrap over the training steps.",
+    )
     metrics: dict[str, float] = Field(default_factory=dict)
     samples: list[str] = Field(default_factory=list, description="A few of the model's outputs.")
     device: str | None = None

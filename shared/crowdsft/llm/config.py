@@ -33,6 +33,15 @@ def resolved(precision: Precision, device: str) -> Precision:
     return precision
 
 
+# How a lora campaign values its contributors (docs/valuation.md). `geometric`: the centroid
+# game in phi space. `in_run`: each text's first-order effect on the reference answers' loss,
+# measured while its candidate trains (the gradient dot product of first-order in-run data
+# Shapley), scaled so the values add up to the change training made. `in_run_adam`: the same
+# along Adam's preconditioned step (farther from the real game on the bench). `auto`: `in_run`
+# when the campaign has reference answers, else `geometric`.
+Valuation = Literal["auto", "geometric", "in_run", "in_run_adam"]
+MEASURED_VALUATIONS: frozenset[str] = frozenset({"in_run", "in_run_adam"})
+
 # Dimension of each `phi`: 27 GoEmotions emotions + neutral, and MiniLM's sentence vector.
 PHI_DIMS: dict[str, int] = {"emotion": 28, "minilm": 384}
 

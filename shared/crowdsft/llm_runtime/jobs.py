@@ -16,6 +16,7 @@ import numpy as np
 
 from crowdsft.adapters.artifact_store import ArtifactStore
 from crowdsft.llm.config import BaseModelName, LlmSpec
+from crowdsft.llm_runtime.in_run import InRunValues
 from crowdsft.llm_runtime.phi import load_phi, mean_distance
 from crowdsft.llm_runtime.sampling import sample_sets
 from crowdsft.llm_runtime.sft import Example
@@ -80,6 +81,10 @@ class TrainJob:
     workspace: Workspace
     heldout: bool = True
     reference: list[float] | None = None
+    # Reference answers to value each example against while training (none: not valued),
+    # along the plain gradient (`in_run`) or Adam's step (`in_run_adam`).
+    value_against: list[Example] = field(default_factory=list)
+    preconditioned: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class TrainResult:
     evaluation: Evaluation
     member_positions: dict[str, list[float]]
     device: str
+    member_values: dict[str, float] = field(default_factory=dict)
+    member_value_errors: dict[str, float] = field(default_factory=dict)
+    valuation_seconds: float = 0.0
 
 
 def evaluate(
@@ -176,3 +184,32 @@ def member_positions(
     for row, contributor in enumerate(contributors):
         rows.setdefault(contributor, []).append(row)
     return {c: [float(x) for x in vectors[r].mean(axis=0)] for c, r in rows.items()}
+
+
+def member_values(
+    values: InRunValues, contributors: list[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each contributor's in-run value and its standard error.
+
+    A value is the sum of their examples' terms over the steps, scaled (one factor for the
+    whole run) so that all values add up to the change training made to the reference loss,
+    as Shapley values add up to the coalition's value: the plain gradient's terms are not on
+    the scale of Adam's steps. The error is a bootstrap over the steps (the square root of the
+    step count times the standard deviation of the contributor's per-step terms): how much the
+    value hangs on which steps their texts landed in.
+    """
+    names = list(dict.fromkeys(contributors))
+    column = {name: k for k, name in enumerate(names)}
+    owners = np.zeros((len(contributors), len(names)))
+    owners[np.arange(len(contributors)), [column[c] for c in contributors]] = 1.0
+    steps = np.asarray(values.per_step, dtype=np.float64).reshape(-1, len(contributors))
+    per_step = steps @ owners  # each step's terms, summed per contributor
+    totals = per_step.sum(axis=0)
+    scale = values.scale()
+    count = per_step.shape[0]
+    spread = per_step.std(axis=0, ddof=1) if count > 1 else np.zeros(len(names))
+    errors = abs(scale) * np.sqrt(count) * spread
+    return (
+        {name: float(scale * totals[k]) for name, k in column.items()},
+        {name: float(errors[k]) for name, k in column.items()},
+    )

@@ -29,6 +29,7 @@ from crowdsft.llm_runtime.jobs import (
     TrainResult,
     evaluate,
     member_positions,
+    member_values,
 )
 from crowdsft.llm_runtime.models import (
     base_checkpoint,
@@ -129,7 +130,8 @@ class ModelWorker:
         spec = LlmSpec.model_validate(job.llm)
         tokenizer = self.tokenizer(job.model)
         work = copy.deepcopy(self.merged(job.model))
-        tuned, report = train_lora(work, tokenizer, job.examples, spec.sft)
+        tuned, report = train_lora(work, tokenizer, job.examples, spec.sft, job.value_against,
+                                   job.preconditioned)  # fmt: skip
         self._workspace.store().publish(job.adapter_key, tuned.save_pretrained)
         candidate = tuned.merge_and_unload().eval()
         precision = resolved(spec.sampling.precision, self.device)
@@ -149,6 +151,9 @@ class ModelWorker:
         evaluation = evaluate(sampler, tokenizer, spec, job.target, cache, job.heldout,
                               job.reference)  # fmt: skip
         phi = load_phi(spec.phi, cache, self.device)
+        values, errors = (
+            member_values(report.valuation, job.contributors) if report.valuation else ({}, {})
+        )
         return TrainResult(
             adapter_key=job.adapter_key,
             examples=len(job.examples),
@@ -162,6 +167,9 @@ class ModelWorker:
                 phi.embed([e.response for e in job.examples]), job.contributors
             ),
             device=self.device,
+            member_values=values,
+            member_value_errors=errors,
+            valuation_seconds=report.valuation.seconds if report.valuation else 0.0,
         )
 
     def _checkpoint(self, ref: ModelRef) -> Path:
