@@ -177,8 +177,8 @@ def in_run_estimates(
     flat = [e for p in players for e in p]
     owner = [str(i) for i, p in enumerate(players) for _ in p]
     values, cost, errors, first_order, plain = {}, {}, {}, {}, []
+    references = examples(campaign.references)
     for name, preconditioned in (("in-run", False), ("in-run (Adam)", True)):
-        references = examples(campaign.references)
         _, report = train_lora(copy.deepcopy(base), tokenizer, flat, hp, references,
                                preconditioned)  # fmt: skip
         assert report.valuation is not None
@@ -227,9 +227,6 @@ def rescore(path: Path, model: str, hp: SftHyperparameters, pool: dict[str, list
         roles = tuple(run["roles"])
         campaign = build(pool, run["emotion"], run["seed"], roles, per_player)
         measured, cost, extras = in_run_estimates(campaign, base, tokenizer, hp)
-        for stale in ("in-run (TracIn)",):
-            run["values"].pop(stale, None)
-            run["extra_seconds"].pop(stale, None)
         run["values"] |= measured
         run["extra_seconds"] |= cost
         run |= extras
